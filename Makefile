@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODE ?= kafka
+
+.PHONY: install dev test bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: install
+	$(VENV)/bin/webhooks dev --mode $(MODE)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(VENV)/bin/webhooks bench

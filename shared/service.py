@@ -1,0 +1,80 @@
+"""How every process starts and stops: settings once, JSON logs, signals, a grace deadline.
+
+A service is ``async def serve(settings, loop, shutdown, *, task_status)``: it runs
+until ``shutdown`` is set, then finishes in-flight work and returns. On SIGTERM or
+SIGINT the runner sets ``shutdown`` and gives the service ``SHUTDOWN_GRACE`` to
+return before cancelling it (hypercorn's own shutdown shape). Exit status: 0 after
+a clean stop, 2 for bad configuration, 1 when the service crashed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Awaitable
+from typing import NoReturn, Protocol
+
+import trio
+import trio_asyncio
+
+from shared.logs import configure_logging, get_logger
+from shared.settings import ConfigError, Settings
+
+log = get_logger(__name__)
+
+
+class Serve(Protocol):
+    def __call__(
+        self,
+        settings: Settings,
+        loop: trio_asyncio.TrioEventLoop,
+        shutdown: trio.Event,
+        *,
+        task_status: trio.TaskStatus[object] = ...,
+    ) -> Awaitable[None]: ...
+
+
+def load_settings(required: tuple[str, ...] = ()) -> Settings:
+    """Parse the environment or exit 2 with one line naming the bad variable."""
+    try:
+        return Settings.from_environ(os.environ).require(*required)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_service(name: str, serve: Serve, required: tuple[str, ...] = ()) -> NoReturn:
+    """The body of ``python -m <service>``."""
+    settings = load_settings(required)
+    configure_logging(settings.log_level, service=name)
+    try:
+        trio.run(run_until_signalled, serve, settings)
+    except BaseException as exc:  # noqa: BLE001 - last line of defence: log and exit non-zero
+        if isinstance(exc, SystemExit):
+            raise
+        log.exception("service crashed", error=repr(exc))
+        raise SystemExit(1) from None
+    log.info("stopped")
+    raise SystemExit(0)
+
+
+async def run_until_signalled(serve: Serve, settings: Settings) -> None:
+    """Run ``serve`` until SIGTERM/SIGINT, then allow it the grace period to finish."""
+    shutdown = trio.Event()
+    async with trio_asyncio.open_loop() as loop, trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, shutdown, nursery.cancel_scope, settings.shutdown_grace_seconds)
+        await nursery.start(serve, settings, loop, shutdown)
+        log.info("ready to serve")
+        await shutdown.wait()
+        # serve() returns by itself once drained; the deadline set on signal bounds it
+
+
+async def _stop_on_signal(shutdown: trio.Event, scope: trio.CancelScope, grace_seconds: float) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("shutdown requested", signal=signal.Signals(signum).name, grace_seconds=grace_seconds)
+            shutdown.set()
+            scope.deadline = min(scope.deadline, trio.current_time() + grace_seconds)
+            return
+

@@ -1,0 +1,210 @@
+"""Configuration: every environment variable, parsed once at start into a frozen object.
+
+Only a process's ``main`` reads ``os.environ``; everything below it receives a
+``Settings``. A bad value raises ``ConfigError`` whose message names the variable
+and the expected form, so the process can exit with one clear line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+Mode = Literal["kafka", "http", "grpc"]
+MODES: tuple[Mode, ...] = ("kafka", "http", "grpc")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# --- parsers: raw text -> value, raising ValueError with the expected form -------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_duration_seconds(raw: str) -> float:
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError("a duration such as 10s, 100ms, 1.5 or 2m")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def parse_positive_int(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError("a whole number ≥ 1")
+    return int(raw)
+
+
+def parse_port(raw: str) -> int:
+    if not raw.strip().isdigit() or not 0 <= int(raw) <= 65535:
+        raise ValueError("a TCP port from 0 to 65535")
+    return int(raw)
+
+
+def parse_mode(raw: str) -> Mode:
+    value = raw.strip().lower()
+    if value not in MODES:
+        raise ValueError("one of kafka, http, grpc")
+    return value  # type: ignore[return-value]
+
+
+def _items(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_dsn_list(raw: str) -> tuple[str, ...]:
+    dsns = _items(raw)
+    if not dsns or not all(d.startswith(("postgresql://", "postgres://")) for d in dsns):
+        raise ValueError("comma-separated postgresql:// DSNs, one per shard")
+    return tuple(dsns)
+
+
+def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
+    items = _items(raw)
+    if not items:
+        raise ValueError("comma-separated whsec_<base64> secrets")
+    return tuple(_decode_whsec(item) for item in items)
+
+
+def _decode_whsec(item: str) -> bytes:
+    body = item.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        key = b""
+    if not item.startswith("whsec_") or len(key) < 16:
+        raise ValueError("comma-separated whsec_<base64> secrets of at least 16 bytes")
+    return key
+
+
+def parse_token(raw: str) -> Secret:
+    if len(raw.strip()) < 8:
+        raise ValueError("a token of at least 8 characters")
+    return Secret(raw.strip())
+
+
+def parse_token_list(raw: str) -> tuple[Secret, ...]:
+    items = _items(raw)
+    if not items:
+        raise ValueError("comma-separated bearer tokens")
+    return tuple(parse_token(item) for item in items)
+
+
+def parse_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def parse_text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("a non-empty value")
+    return raw.strip()
+
+
+def parse_log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("one of debug, info, warning, error")
+    return level
+
+
+# --- the settings object ---------------------------------------------------------------
+
+
+def _env(name: str, parse: Callable[[str], Any], default: Any = None) -> Any:
+    """A dataclass field read from environment variable ``name``."""
+    return dataclasses.field(default=default, metadata={"env": name, "parse": parse})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    webhook_mode: Mode = _env("WEBHOOK_MODE", parse_mode, "kafka")
+    database_urls: tuple[str, ...] = _env("DATABASE_URLS", parse_dsn_list, ())
+    kafka_bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", parse_text, "localhost:9092")
+    topic_partitions: int = _env("TOPIC_PARTITIONS", parse_positive_int, 6)
+    topic_prefix: str = _env("TOPIC_PREFIX", parse_text, "")
+    webhook_secrets: tuple[bytes, ...] = _env("WEBHOOK_SECRETS", parse_webhook_secrets, ())
+    internal_token: Secret | None = _env("INTERNAL_TOKEN", parse_token)
+    api_tokens: tuple[Secret, ...] = _env("API_TOKENS", parse_token_list, ())
+    api_base_url: str = _env("API_BASE_URL", parse_url, "http://localhost:3000")
+    api_grpc_target: str = _env("API_GRPC_TARGET", parse_text, "localhost:50051")
+    api_timeout_seconds: float = _env("API_TIMEOUT", parse_duration_seconds, 10.0)
+    api_retry_attempts: int = _env("API_RETRY_ATTEMPTS", parse_positive_int, 3)
+    api_retry_base_delay_seconds: float = _env("API_RETRY_BASE_DELAY", parse_duration_seconds, 0.1)
+    api_retry_max_delay_seconds: float = _env("API_RETRY_MAX_DELAY", parse_duration_seconds, 5.0)
+    breaker_failure_threshold: int = _env("BREAKER_FAILURE_THRESHOLD", parse_positive_int, 5)
+    breaker_reset_timeout_seconds: float = _env("BREAKER_RESET_TIMEOUT", parse_duration_seconds, 30.0)
+    bind_host: str = _env("BIND_HOST", parse_text, "127.0.0.1")
+    ingest_port: int = _env("INGEST_PORT", parse_port, 8000)
+    api_port: int = _env("API_PORT", parse_port, 3000)
+    api_grpc_port: int = _env("API_GRPC_PORT", parse_port, 50051)
+    workers_port: int = _env("WORKERS_PORT", parse_port, 8001)
+    shutdown_grace_seconds: float = _env("SHUTDOWN_GRACE", parse_duration_seconds, 10.0)
+    log_level: str = _env("LOG_LEVEL", parse_log_level, "info")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Parse every known variable; unknown variables are ignored."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            name = field.metadata["env"]
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field.name] = field.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is invalid: expected {exc}") from None
+        return cls(**values)
+
+    def require(self, *names: str) -> Settings:
+        """Fail unless the given fields are set; a service calls this for what it needs."""
+        for name in names:
+            if not getattr(self, name):
+                env = _field(name).metadata["env"]
+                raise ConfigError(f"{env} is required for this process (see README: Configuration)")
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def topic(self, name: str) -> str:
+        """The broker-side name of a logical topic (a prefix isolates test runs and tenants)."""
+        return f"{self.topic_prefix}{name}"
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    return next(f for f in dataclasses.fields(Settings) if f.name == name)
+
+
+def environment_variables() -> dict[str, str]:
+    """Variable name → settings field name; used by the README table test."""
+    return {f.metadata["env"]: f.name for f in dataclasses.fields(Settings)}

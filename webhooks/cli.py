@@ -1,0 +1,93 @@
+"""``webhooks``: the command-line tool for people running the system.
+
+    webhooks dev [--mode kafka|http|grpc] [--shards N]   the whole system, foreground
+    webhooks deps [--shards N]                           only the embedded dependencies
+    webhooks migrate                                     SQL migrations on every shard
+    webhooks topics create|describe                      the Kafka topics of SPEC §6
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from shared.errors import WebhookError
+from shared.migrations import migrate_dsn
+from shared.service import load_settings
+from shared.settings import MODES
+from shared.topics import ALL_TOPICS, admin_client, create_topics, describe_topics
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="webhooks", description="Payment-webhook ingestion: operations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run the whole system of one mode in the foreground")
+    dev.add_argument("--mode", choices=MODES, default=None, help="default: $WEBHOOK_MODE or kafka")
+    dev.add_argument("--shards", type=int, default=2, help="embedded PostgreSQL shard databases (default 2)")
+
+    deps = commands.add_parser("deps", help="run only embedded PostgreSQL and the broker; print their addresses")
+    deps.add_argument("--shards", type=int, default=2)
+
+    commands.add_parser("migrate", help="apply SQL migrations to every shard in $DATABASE_URLS")
+
+    topics = commands.add_parser("topics", help="Kafka topics: create | describe")
+    topics.add_argument("action", choices=("create", "describe"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        code = COMMANDS[args.command](args)
+    except WebhookError as exc:
+        print(f"webhooks {args.command}: {exc}", file=sys.stderr)
+        code = 1
+    raise SystemExit(code)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from webhooks.devstack import run_dev_sync
+
+    mode = args.mode or load_settings().webhook_mode
+    return run_dev_sync(mode, args.shards)
+
+
+def cmd_deps(args: argparse.Namespace) -> int:
+    from webhooks.devstack import run_deps
+
+    return trio.run(run_deps, args.shards)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings(("database_urls",))
+    today = dt.datetime.now(dt.UTC).date()
+    for index, url in enumerate(settings.database_urls):
+        applied = asyncio.run(migrate_dsn(url, today))
+        print(f"shard{index}: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    names = [settings.topic(name) for name in ALL_TOPICS]
+    if args.action == "create":
+        for name, outcome in create_topics(admin, names, settings.topic_partitions).items():
+            print(f"{name}: {outcome}")
+    states = {state.name: state.partitions for state in describe_topics(admin, names)}
+    for name in names:
+        print(f"{name}: {states[name]} partitions" if name in states else f"{name}: missing")
+    return 0
+
+
+COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

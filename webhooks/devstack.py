@@ -1,0 +1,192 @@
+"""``webhooks dev``: the whole system of one mode in the foreground.
+
+Dependencies come from the environment when given (``DATABASE_URLS``,
+``KAFKA_BOOTSTRAP_SERVERS``), else embedded ones are started. Then migrations,
+topics, and every process of the mode's Procfile as children; Ctrl-C or SIGTERM
+stops the children (concurrently, each with its grace period), then the embedded
+dependencies. A child that dies on its own stops everything with exit status 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import trio
+import trio_asyncio
+
+from shared.migrations import migrate_dsn
+from shared.settings import Mode, Settings, parse_dsn_list
+from shared.topics import ALL_TOPICS, admin_client, create_topics
+from webhooks.child_process import open_child
+from webhooks.embedded import create_databases, dsn, open_embedded_broker, open_embedded_postgres
+from webhooks.procfile import ProcessSpec, load_procfile
+
+READY_DEADLINE_SECONDS = 60.0
+PORT_VARIABLE = {"api": "API_PORT", "ingest": "INGEST_PORT", "workers": "WORKERS_PORT"}
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    database_urls: tuple[str, ...]
+    kafka_bootstrap_servers: str | None
+    embedded: tuple[str, ...]  # which ones this run started
+
+
+@asynccontextmanager
+async def open_dependencies(environ: Mapping[str, str], mode: Mode, shards: int) -> AsyncIterator[Dependencies]:
+    """Use the configured dependencies, or start embedded ones for what is missing."""
+    async with AsyncExitStack() as stack:
+        embedded = []
+        if environ.get("DATABASE_URLS"):
+            urls = parse_dsn_list(environ["DATABASE_URLS"])
+        else:
+            port = await stack.enter_async_context(open_embedded_postgres())
+            names = [f"webhooks_shard{index}" for index in range(shards)]
+            await create_databases(port, names)
+            urls, embedded = tuple(dsn(port, name) for name in names), ["postgres"]
+        bootstrap = environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+        if bootstrap is None and mode == "kafka":
+            bootstrap = await stack.enter_async_context(open_embedded_broker())
+            embedded.append("kafka")
+        yield Dependencies(urls, bootstrap, tuple(embedded))
+
+
+def _whsec() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def dev_environment(environ: Mapping[str, str], deps: Dependencies, mode: Mode) -> dict[str, str]:
+    """The children's environment: the caller's, the dependencies, and dev secrets where unset."""
+    env = dict(environ)
+    env.update(WEBHOOK_MODE=mode, DATABASE_URLS=",".join(deps.database_urls), PYTHONUNBUFFERED="1")
+    if deps.kafka_bootstrap_servers:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = deps.kafka_bootstrap_servers
+    env.setdefault("WEBHOOK_SECRETS", _whsec())
+    env.setdefault("INTERNAL_TOKEN", "dev-internal-" + secrets.token_urlsafe(12))
+    env.setdefault("API_TOKENS", "dev-api-" + secrets.token_urlsafe(12))
+    return env
+
+
+async def prepare(settings: Settings) -> None:
+    """Migrate every shard; in kafka mode, create the topics."""
+    today = dt.datetime.now(dt.UTC).date()
+    async with trio_asyncio.open_loop() as loop:
+        for url in settings.database_urls:
+            await loop.run_aio_coroutine(migrate_dsn(url, today))
+    if settings.webhook_mode == "kafka":
+        admin = admin_client(settings.kafka_bootstrap_servers)
+        names = [settings.topic(name) for name in ALL_TOPICS]
+        await trio.to_thread.run_sync(create_topics, admin, names, settings.topic_partitions)
+
+
+async def wait_ready(url: str, process: trio.Process) -> None:
+    """Poll ``url`` until it answers 200, with a deadline; fail fast if the process died."""
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        with trio.fail_after(READY_DEADLINE_SECONDS):
+            while process.returncode is None:
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.1)
+    raise RuntimeError(f"{url}: process exited with status {process.returncode} before it was ready")
+
+
+class DevSupervisor:
+    """Runs the mode's processes; the first to exit on its own, or a signal, stops them all."""
+
+    def __init__(self, env: dict[str, str], settings: Settings) -> None:
+        self.env = env
+        self.settings = settings
+        self.stop = trio.Event()
+        self.crashed: dict[str, int] = {}
+
+    def url(self, spec: ProcessSpec) -> str:
+        port = int(self.env.get(PORT_VARIABLE[spec.name], getattr(self.settings, f"{spec.name}_port")))
+        return f"http://127.0.0.1:{port}"
+
+    async def run_child(self, spec: ProcessSpec, *, task_status: trio.TaskStatus[None]) -> None:
+        env = {**self.env, **spec.env}
+        async with open_child(spec.argv, env=env, grace_seconds=self.settings.shutdown_grace_seconds + 2) as process:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_exit, spec.name, process)
+                await wait_ready(self.url(spec) + "/readyz", process)
+                task_status.started()
+                await self.stop.wait()
+                nursery.cancel_scope.cancel()
+
+    async def _watch_exit(self, name: str, process: trio.Process) -> None:
+        code = await process.wait()
+        if not self.stop.is_set():
+            self.crashed[name] = code
+            print(f"webhooks dev: {name} exited with status {code}; stopping everything", file=sys.stderr)
+            self.stop.set()
+
+    async def stop_on_signal(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                print("webhooks dev: stopping", file=sys.stderr, flush=True)
+                self.stop.set()
+                return
+
+
+def banner(supervisor: DevSupervisor, specs: list[ProcessSpec], deps: Dependencies) -> str:
+    env = supervisor.env
+    lines = [f"webhooks dev: ready (mode {env['WEBHOOK_MODE']})"]
+    lines += [f"  {spec.name:<8} {supervisor.url(spec)}" for spec in specs]
+    lines += [f"  shard{index}   {url}" for index, url in enumerate(deps.database_urls)]
+    if deps.kafka_bootstrap_servers:
+        lines.append(f"  kafka    {deps.kafka_bootstrap_servers}")
+    lines += [
+        f"  embedded: {', '.join(deps.embedded) or 'none'}",
+        f"  WEBHOOK_SECRETS={env['WEBHOOK_SECRETS']}",
+        f"  API_TOKENS={env['API_TOKENS']}",
+        "  webhook endpoints: POST /webhooks/payments/orders, POST /webhooks/payments/disputes",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+async def run_dev(environ: Mapping[str, str], mode: Mode, shards: int) -> int:
+    """The body of ``webhooks dev``; returns the exit status."""
+    async with open_dependencies(environ, mode, shards) as deps:
+        env = dev_environment(environ, deps, mode)
+        settings = Settings.from_environ(env)
+        await prepare(settings)
+        supervisor = DevSupervisor(env, settings)
+        specs = load_procfile(mode)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.stop_on_signal)
+            for spec in specs:
+                await nursery.start(supervisor.run_child, spec)
+            print(banner(supervisor, specs, deps), flush=True)
+            await supervisor.stop.wait()
+            nursery.cancel_scope.cancel()
+    print(f"webhooks dev: stopped{f' (crashed: {supervisor.crashed})' if supervisor.crashed else ''}", flush=True)
+    return 1 if supervisor.crashed else 0
+
+
+def run_dev_sync(mode: Mode, shards: int) -> int:
+    return trio.run(run_dev, dict(os.environ), mode, shards)
+
+
+async def run_deps(shards: int) -> int:
+    """The body of ``webhooks deps``: one JSON line with the addresses, then wait for a signal."""
+    async with open_dependencies({}, "kafka", shards) as deps:
+        print(json.dumps({"database_urls": deps.database_urls, "kafka_bootstrap_servers": deps.kafka_bootstrap_servers}),
+              flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break
+    return 0
