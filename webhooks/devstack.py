@@ -184,8 +184,8 @@ def run_dev_sync(mode: Mode, shards: int) -> int:
 async def run_deps(shards: int) -> int:
     """The body of ``webhooks deps``: one JSON line with the addresses, then wait for a signal."""
     async with open_dependencies({}, "kafka", shards) as deps:
-        print(json.dumps({"database_urls": deps.database_urls, "kafka_bootstrap_servers": deps.kafka_bootstrap_servers}),
-              flush=True)
+        addresses = {"database_urls": deps.database_urls, "kafka_bootstrap_servers": deps.kafka_bootstrap_servers}
+        print(json.dumps(addresses), flush=True)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 break

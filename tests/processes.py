@@ -1,0 +1,53 @@
+"""Running the real service processes from tests, as the Procfile would."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from webhooks.child_process import open_child
+from webhooks.devstack import PORT_VARIABLE, wait_ready
+from webhooks.embedded import free_port
+
+
+@dataclass
+class Service:
+    process: trio.Process
+    url: str
+
+
+@asynccontextmanager
+async def running_service(name: str, env: Mapping[str, str], *, wait: bool = True) -> AsyncIterator[Service]:
+    """``python -m <name>`` on a free port; waits until ``/readyz`` answers 200 unless told not to."""
+    port = free_port()
+    env = {**env, PORT_VARIABLE[name]: str(port)}
+    async with open_child([sys.executable, "-m", name], env=env) as process:
+        service = Service(process, f"http://127.0.0.1:{port}")
+        if wait:
+            await wait_ready(service.url + "/readyz", process)
+        else:
+            await wait_ready(service.url + "/healthz", process)
+        yield service
+
+
+class Output:
+    """Collects a child's stdout in the background so tests can wait for a line."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.text = ""
+        self._changed = trio.Event()
+
+    async def drain(self) -> None:
+        async for chunk in self.stream:
+            self.text += chunk.decode(errors="replace")
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def wait_for(self, needle: str) -> None:
+        while needle not in self.text:
+            await self._changed.wait()

@@ -1,0 +1,64 @@
+"""``webhooks dev``: the whole stack comes up, and nothing outlives it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+import psutil
+import pytest
+import trio
+
+from tests.processes import Output
+from webhooks.embedded import free_port
+
+BANNER_END = "Press Ctrl-C to stop."
+
+
+def _dev_env() -> dict[str, str]:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URLS", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update(INGEST_PORT=str(free_port()), API_PORT=str(free_port()), WORKERS_PORT=str(free_port()),
+               SHUTDOWN_GRACE="5s", PYTHONUNBUFFERED="1")
+    return env
+
+
+async def _wait_gone(pids: list[int]) -> list[int]:
+    """Wait (bounded by the caller) until none of ``pids`` is alive; returns survivors if cancelled."""
+    while alive := [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]:
+        await trio.sleep(0.1)
+    return alive
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+async def test_dev_runs_every_process_and_leaves_none_behind(stop: signal.Signals) -> None:
+    env = _dev_env()
+    with trio.fail_after(120):
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "webhooks", "dev", "--mode", "kafka"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        output = Output(process.stdout)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(output.drain)
+            await output.wait_for(BANNER_END)
+            async with httpx.AsyncClient() as client:
+                for port in ("INGEST_PORT", "API_PORT", "WORKERS_PORT"):
+                    response = await client.get(f"http://127.0.0.1:{env[port]}/readyz")
+                    assert response.status_code == 200, response.text
+            assert "WEBHOOK_SECRETS=whsec_" in output.text
+            descendants = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+            names = {psutil.Process(pid).name() for pid in descendants}
+            assert {"postgres"} <= names and any("tansu" in name for name in names)
+            assert len(descendants) >= 5  # postgres (+ its workers), tansu, api, ingest, workers
+
+            process.send_signal(stop)
+            code = await process.wait()
+            await _wait_gone(descendants)
+            nursery.cancel_scope.cancel()
+    assert code == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
+    if stop == signal.SIGTERM:
+        assert "webhooks dev: stopped" in output.text
