@@ -26,11 +26,17 @@ def _dev_env() -> dict[str, str]:
     return env
 
 
-async def _wait_gone(pids: list[int]) -> list[int]:
-    """Wait (bounded by the caller) until none of ``pids`` is alive; returns survivors if cancelled."""
-    while alive := [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]:
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def _wait_gone(processes: list[psutil.Process]) -> None:
+    """Wait (bounded by the caller's deadline) until none of ``processes`` is alive."""
+    while any(_alive(process) for process in processes):
         await trio.sleep(0.1)
-    return alive
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
@@ -50,8 +56,8 @@ async def test_dev_runs_every_process_and_leaves_none_behind(stop: signal.Signal
                     response = await client.get(f"http://127.0.0.1:{env[port]}/readyz")
                     assert response.status_code == 200, response.text
             assert "WEBHOOK_SECRETS=whsec_" in output.text
-            descendants = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
-            names = {psutil.Process(pid).name() for pid in descendants}
+            descendants = psutil.Process(process.pid).children(recursive=True)
+            names = {child.name() for child in descendants}
             assert {"postgres"} <= names and any("tansu" in name for name in names)
             assert len(descendants) >= 5  # postgres (+ its workers), tansu, api, ingest, workers
 
