@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MODE ?= kafka
 
-.PHONY: install dev test bench
+.PHONY: install dev test bench proto
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,3 +21,7 @@ test: install
 
 bench: install
 	$(VENV)/bin/webhooks bench
+
+# Regenerate the Protobuf / gRPC code from shared/proto/updates.proto (committed).
+proto: install
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. shared/proto/updates.proto

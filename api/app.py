@@ -1,18 +1,154 @@
-"""The api's HTTP application: probes now; internal updates and public reads build on it."""
+"""The api's HTTP application: internal updates (JSON or Protobuf) and the public endpoints."""
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any
 
+import trio
+from quart import Response, request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
+from api.orders_store import NewOrder, create_order, get_dispute, get_order
+from api.updates import UpdateApplier, decode_protobuf
+from shared.auth import check_bearer
 from shared.database import Database
+from shared.errors import DatabaseUnavailable, InvalidInput, NotFound, WebhookError
+from shared.logs import get_logger
+from shared.messages import DisputeUpdate, OrderUpdate, Update, decode_json, encode_json
 from shared.probes import probes_blueprint
+from shared.problems import problem_body, problem_for
+from shared.proto import updates_pb2
 from shared.settings import Settings
+from shared.sharding import shard_for
+
+log = get_logger(__name__)
+PROTOBUF = "application/x-protobuf"
+MAX_BODY_BYTES = 64 * 1024
+REQUEST_DEADLINE_SECONDS = 15.0
 
 
-def create_app(settings: Settings, database: Database) -> QuartTrio:
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(encode_json(value), status=status, content_type="application/json")
+
+
+def create_app(settings: Settings, database: Database, applier: UpdateApplier) -> QuartTrio:
     app = QuartTrio(__name__)
-    checks = {f"shard{index}": partial(database.ping, index) for index in range(database.shard_count)}
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    checks = {f"shard{index}": _ping(database, index) for index in range(database.shard_count)}
     app.register_blueprint(probes_blueprint(checks))
+    _register_errors(app)
+    _register_internal(app, settings, applier)
+    _register_public(app, settings, database)
     return app
+
+
+def _ping(database: Database, index: int) -> Any:
+    async def check() -> None:
+        await database.ping(index)
+
+    return check
+
+
+def _register_errors(app: QuartTrio) -> None:
+    @app.errorhandler(WebhookError)
+    async def webhook_error(error: WebhookError) -> Response:
+        body, status, headers = problem_for(error)
+        return Response(body, status=status, headers=headers)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        body = problem_body(status, error.name, error.description or error.name)
+        return Response(body, status=status, content_type="application/problem+json")
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error", error=repr(error))
+        return Response(problem_body(500, "Internal error", "unexpected error; it was logged"), status=500,
+                        content_type="application/problem+json")
+
+
+async def _body_as(schema: type[Update]) -> Update:
+    content_type = (request.mimetype or "").lower()
+    body = await request.get_data(cache=False)
+    if content_type == PROTOBUF:
+        return decode_protobuf(body, schema)
+    if content_type == "application/json":
+        return decode_json(body, schema)
+    raise _UnsupportedMediaType()
+
+
+class _UnsupportedMediaType(HTTPException):
+    code = 415
+    description = "Content-Type must be application/json or application/x-protobuf"
+
+
+def _register_internal(app: QuartTrio, settings: Settings, applier: UpdateApplier) -> None:
+    tokens = (settings.internal_token,) if settings.internal_token else ()
+
+    async def handle(schema: type[Update]) -> Response:
+        check_bearer(request.headers.get("Authorization"), tokens)
+        update = await _body_as(schema)
+        with trio.move_on_after(REQUEST_DEADLINE_SECONDS):
+            outcome = await applier.apply(update)
+            if request.mimetype == PROTOBUF:
+                result = updates_pb2.UpdateResult(outcome=outcome.value).SerializeToString()
+                return Response(result, content_type=PROTOBUF)
+            return json_response({"outcome": outcome.value, "event_id": update.event_id})
+        raise DatabaseUnavailable("the update was not applied in time")
+
+    @app.post("/internal/updates/orders")
+    async def order_update() -> Response:
+        return await handle(OrderUpdate)
+
+    @app.post("/internal/updates/disputes")
+    async def dispute_update() -> Response:
+        return await handle(DisputeUpdate)
+
+
+def _register_public(app: QuartTrio, settings: Settings, database: Database) -> None:
+    @app.before_request
+    async def authenticate() -> None:
+        if request.path.startswith(("/orders", "/disputes")):
+            check_bearer(request.headers.get("Authorization"), settings.api_tokens)
+
+    @app.post("/orders")
+    async def post_order() -> Response:
+        if request.mimetype != "application/json":
+            raise _UnsupportedMediaType()
+        order = decode_json(await request.get_data(cache=False), NewOrder)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 255:
+            raise InvalidInput("Idempotency-Key is longer than 255 characters")
+        shard = shard_for(order.user_id, database.shard_count)
+        stored, created = await database.run(shard, create_order, order, key)
+        return json_response(stored, 201 if created else 200)
+
+    @app.get("/orders/<order_id>")
+    async def read_order(order_id: str) -> Response:
+        return json_response(await _first_found(database, get_order, order_id, f"order {order_id} not found"))
+
+    @app.get("/disputes/<dispute_id>")
+    async def read_dispute(dispute_id: str) -> Response:
+        return json_response(await _first_found(database, get_dispute, dispute_id, f"dispute {dispute_id} not found"))
+
+
+async def _first_found(database: Database, query: Any, key: str, missing: str) -> dict[str, Any]:
+    """Ask every shard at once (an id alone does not say which shard holds it)."""
+    found: list[dict[str, Any]] = []
+    errors: list[WebhookError] = []
+
+    async def ask(shard: int) -> None:
+        try:
+            if (row := await database.run(shard, query, key)) is not None:
+                found.append(row)
+        except WebhookError as exc:  # a shard that is down only matters if the row is not elsewhere
+            errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for shard in range(database.shard_count):
+            nursery.start_soon(ask, shard)
+    if found:
+        return found[0]
+    raise errors[0] if errors else NotFound(missing)

@@ -1,16 +1,39 @@
-"""The api process: database pools per shard and the HTTP server."""
+"""The api process: per-shard pools and writer actors, and the HTTP server."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import asyncpg
 import trio
 import trio_asyncio
 
 from api.app import create_app
-from shared.database import open_database
+from api.shard_writer import ShardWriter
+from api.updates import UpdateApplier
+from shared.database import Database, open_database
 from shared.http_server import serve_http
+from shared.logs import get_logger
+from shared.migrations import ensure_partitions
 from shared.settings import Settings
 
-REQUIRED = ("database_urls",)
+REQUIRED = ("database_urls", "internal_token", "api_tokens")
+log = get_logger(__name__)
+
+
+async def _partitions_ahead(pool: asyncpg.Pool) -> list[str]:
+    async with pool.acquire() as conn:
+        return await ensure_partitions(conn, dt.datetime.now(dt.UTC).date())
+
+
+async def create_partitions(database: Database) -> None:
+    """Monthly dispute_events partitions ahead, on every reachable shard (best effort at start)."""
+    for shard in range(database.shard_count):
+        try:
+            with trio.fail_after(10):
+                await database.run(shard, _partitions_ahead)
+        except Exception as exc:  # noqa: BLE001 - a shard down at start is reported by /readyz
+            log.warning("could not create partitions", shard=shard, error=repr(exc))
 
 
 async def serve_api(
@@ -20,7 +43,15 @@ async def serve_api(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with open_database(loop, settings.database_urls) as database:
-        app = create_app(settings, database)
+    async with open_database(loop, settings.database_urls) as database, trio.open_nursery() as actors:
+        await create_partitions(database)
+        writers = None
+        if settings.api_writer == "batch":
+            writers = [ShardWriter(database, shard, max_batch=settings.api_writer_max_batch)
+                       for shard in range(database.shard_count)]
+            for writer in writers:
+                await actors.start(writer.run)
+        app = create_app(settings, database, UpdateApplier(database, writers))
         await serve_http(app, settings.bind_host, settings.api_port, shutdown,
                          grace_seconds=settings.shutdown_grace_seconds, task_status=task_status)
+        actors.cancel_scope.cancel()

@@ -129,6 +129,13 @@ def parse_text(raw: str) -> str:
     return raw.strip()
 
 
+def parse_writer(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("batch", "direct"):
+        raise ValueError("batch (per-shard writer actor) or direct (one transaction per request)")
+    return value
+
+
 def parse_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -167,6 +174,8 @@ class Settings:
     api_port: int = _env("API_PORT", parse_port, 3000)
     api_grpc_port: int = _env("API_GRPC_PORT", parse_port, 50051)
     workers_port: int = _env("WORKERS_PORT", parse_port, 8001)
+    api_writer: str = _env("API_WRITER", parse_writer, "batch")
+    api_writer_max_batch: int = _env("API_WRITER_MAX_BATCH", parse_positive_int, 256)
     shutdown_grace_seconds: float = _env("SHUTDOWN_GRACE", parse_duration_seconds, 10.0)
     log_level: str = _env("LOG_LEVEL", parse_log_level, "info")
 

@@ -16,6 +16,7 @@ import tempfile
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -104,25 +105,44 @@ def dsn(port: int, database: str) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
+@dataclass(frozen=True)
+class PgCluster:
+    """An initialised data directory and the system user its server runs as."""
+
+    directory: Path
+    user: str | None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+
+@asynccontextmanager
+async def open_pg_cluster() -> AsyncIterator[PgCluster]:
+    """``initdb`` into a temporary directory, removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="webhooks-pg-") as tmp:
+        cluster = PgCluster(Path(tmp), _prepare_pg_user(Path(tmp)))
+        await _initdb(cluster.data_dir, cluster.user)
+        yield cluster
+
+
+@asynccontextmanager
+async def run_postgres(cluster: PgCluster, port: int, *, fsync: bool = True) -> AsyncIterator[trio.Process]:
+    """The server of ``cluster`` on ``port`` until the context exits (fast shutdown)."""
+    argv = [_pg_bin("postgres"), "-D", str(cluster.data_dir), "-h", "127.0.0.1", "-p", str(port),
+            "-k", str(cluster.directory), "-c", f"fsync={'on' if fsync else 'off'}", "-c", "max_connections=200"]
+    with open(cluster.directory / "postgres.log", "ab") as log_file:
+        async with open_child(argv, stop_signal=signal.SIGINT, user=cluster.user, stdout=log_file.fileno(),
+                              stderr=subprocess.STDOUT) as process:
+            await _wait_until_accepting(port, process, "postgres")
+            yield process
+
+
 @asynccontextmanager
 async def open_embedded_postgres(*, fsync: bool = True) -> AsyncIterator[int]:
     """A fresh PostgreSQL server on a free loopback port; yields the port."""
-    with tempfile.TemporaryDirectory(prefix="webhooks-pg-") as tmp:
-        directory = Path(tmp)
-        user = _prepare_pg_user(directory)
-        data_dir = directory / "data"
-        await _initdb(data_dir, user)
-        port = free_port()
-        argv = [_pg_bin("postgres"), "-D", str(data_dir), "-h", "127.0.0.1", "-p", str(port), "-k", tmp,
-                "-c", f"fsync={'on' if fsync else 'off'}", "-c", "max_connections=200"]
-        log_file = open(directory / "postgres.log", "wb")  # noqa: SIM115 - closed below
-        try:
-            async with open_child(argv, stop_signal=signal.SIGINT, user=user, stdout=log_file.fileno(),
-                                  stderr=subprocess.STDOUT) as process:
-                await _wait_until_accepting(port, process, "postgres")
-                yield port
-        finally:
-            log_file.close()
+    async with open_pg_cluster() as cluster, run_postgres(cluster, free_port(), fsync=fsync) as process:
+        yield int(process.args[process.args.index("-p") + 1])
 
 
 def broker_argv(port: int) -> list[str]:

@@ -1,0 +1,98 @@
+"""The per-shard writer actor: concurrent updates become one transaction per batch.
+
+Handlers ``submit`` an update and wait for its outcome; the actor takes whatever
+has queued up (up to ``max_batch``), applies it with ``apply_batch`` in one
+transaction and one trio↔asyncio crossing, and answers each caller on its own
+one-shot channel. Throughput is then batches per second × batch size instead of
+one transaction per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from shared.database import Database
+from shared.domain import Outcome
+from shared.errors import DatabaseUnavailable, Unavailable
+from shared.logs import get_logger
+from shared.messages import Update
+from shared.repository import apply_batch
+
+log = get_logger(__name__)
+BATCH_DEADLINE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class _Request:
+    update: Update
+    reply: trio.MemorySendChannel[Outcome | Exception]
+
+
+@dataclass(frozen=True)
+class WriterStatistics:
+    queued: int
+    batches: int
+    max_batch_seen: int
+
+
+class ShardWriter:
+    def __init__(self, database: Database, shard: int, *, max_batch: int = 256) -> None:
+        self._database = database
+        self._shard = shard
+        self._max_batch = max_batch
+        self._send, self._receive = trio.open_memory_channel[_Request](max_batch * 4)
+        self._batches = 0
+        self._max_batch_seen = 0
+
+    async def submit(self, update: Update) -> Outcome:
+        """Queue ``update`` and wait for its outcome (the caller owns the deadline)."""
+        reply_send, reply_receive = trio.open_memory_channel[Outcome | Exception](1)
+        async with reply_receive:
+            await self._send.send(_Request(update, reply_send))
+            result = await reply_receive.receive()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def statistics(self) -> WriterStatistics:
+        return WriterStatistics(self._send.statistics().current_buffer_used, self._batches, self._max_batch_seen)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The actor loop; ends when cancelled by its owner."""
+        task_status.started()
+        async with self._receive:
+            async for first in self._receive:
+                batch = [first, *self._take_queued()]
+                results = await self._apply(batch)
+                for request, result in zip(batch, results, strict=True):
+                    with request.reply:
+                        try:
+                            request.reply.send_nowait(result)
+                        except trio.BrokenResourceError:
+                            pass  # the caller gave up (its deadline); the outcome stands in the database
+
+    def _take_queued(self) -> list[_Request]:
+        taken: list[_Request] = []
+        while len(taken) < self._max_batch - 1:
+            try:
+                taken.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return taken
+
+    async def _apply(self, batch: list[_Request]) -> list[Outcome | Exception]:
+        self._batches += 1
+        self._max_batch_seen = max(self._max_batch_seen, len(batch))
+        try:
+            with trio.fail_after(BATCH_DEADLINE_SECONDS):
+                return list(await self._database.run(self._shard, apply_batch, [r.update for r in batch]))
+        except trio.TooSlowError:
+            error: Exception = DatabaseUnavailable("database did not answer in time")
+        except Unavailable as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - a bug must reach the callers, not kill the actor
+            log.exception("batch failed", shard=self._shard, size=len(batch))
+            error = exc
+        return [error] * len(batch)

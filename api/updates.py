@@ -1,0 +1,77 @@
+"""Applying internal updates: the one path behind HTTP (JSON, Protobuf) and gRPC.
+
+Routes an update to its user's shard, through the shard's writer actor (or, with
+``API_WRITER=direct``, one transaction per request), and turns a rejecting
+outcome into the matching error of ``shared.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from api.shard_writer import ShardWriter
+from shared.database import Database
+from shared.domain import OUTCOME_ERRORS, SUCCESSFUL, Outcome
+from shared.errors import InvalidInput
+from shared.messages import DisputeUpdate, OrderUpdate, Update, convert
+from shared.proto import updates_pb2
+from shared.repository import apply_batch
+from shared.sharding import shard_for
+
+PROTOBUF_TYPES: dict[type[Update], type[Message]] = {
+    OrderUpdate: updates_pb2.OrderUpdate,
+    DisputeUpdate: updates_pb2.DisputeUpdate,
+}
+
+
+class UpdateApplier:
+    def __init__(self, database: Database, writers: Sequence[ShardWriter] | None) -> None:
+        self._database = database
+        self._writers = writers
+
+    async def apply(self, update: Update) -> Outcome:
+        """The outcome (applied or stale), or the error the outcome stands for."""
+        shard = shard_for(update.user_id, self._database.shard_count)
+        if self._writers is not None:
+            outcome = await self._writers[shard].submit(update)
+        else:
+            (outcome,) = await self._database.run(shard, apply_batch, [update])
+        if outcome not in SUCCESSFUL:
+            raise OUTCOME_ERRORS[outcome](_detail(outcome, update))
+        return outcome
+
+
+def _detail(outcome: Outcome, update: Update) -> str:
+    entity = f"dispute {update.dispute_id}" if isinstance(update, DisputeUpdate) else f"order {update.order_id}"
+    return {
+        Outcome.DUPLICATE: f"event {update.provider_event_id} of {entity} was already received",
+        Outcome.NOT_FOUND: f"{entity} not found" + (" (a new dispute must start with 'opened' on an existing order)"
+                                                    if isinstance(update, DisputeUpdate) else ""),
+        Outcome.INVALID_TRANSITION: f"{entity} cannot move to '{update.status}' from its current status",
+        Outcome.USER_MISMATCH: f"{entity} does not belong to user {update.user_id}",
+    }[outcome]
+
+
+def from_protobuf(message: Message, schema: type[Update]) -> Update:
+    """A decoded Protobuf message, validated by the same rules as JSON."""
+    fields: dict[str, Any] = {field.name: getattr(message, field.name) for field in message.DESCRIPTOR.fields}
+    return convert(fields, schema)
+
+
+def decode_protobuf(body: bytes, schema: type[Update]) -> Update:
+    try:
+        message = PROTOBUF_TYPES[schema].FromString(body)
+    except DecodeError:
+        raise InvalidInput("body is not a valid Protobuf message", errors=[{"field": "$", "message": "undecodable"}])
+    return from_protobuf(message, schema)
+
+
+def to_protobuf(update: Update) -> Message:
+    """The Protobuf form of an update (for clients)."""
+    fields = {name: getattr(update, name) for name in update.__struct_fields__}
+    for name in ("occurred_at", "received_at"):
+        fields[name] = fields[name].isoformat()
+    return PROTOBUF_TYPES[type(update)](**fields)

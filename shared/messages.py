@@ -1,0 +1,117 @@
+"""The wire schemas: provider webhooks and the internal update messages, as msgspec Structs.
+
+msgspec validates while it decodes (types, lengths, patterns, enums, time zones)
+in one pass in C, which keeps the ingest hot path thin. A failed decode becomes
+``InvalidInput`` with per-field errors for the problem+json body or the DLQ record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from shared.errors import InvalidInput
+
+ProviderEventId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Amount = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1, description="minor units (cents)")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone")]
+Reason = Annotated[str, msgspec.Meta(max_length=255)]
+OrderStatus = Literal["pending", "authorized", "paid", "failed", "canceled", "refunded"]
+DisputeStatus = Literal["opened", "evidence_required", "evidence_submitted", "won", "lost"]
+
+
+class OrderWebhook(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /webhooks/payments/orders``: a status change of an order's payment."""
+
+    provider_event_id: ProviderEventId
+    order_id: Id
+    user_id: Id
+    status: OrderStatus
+    amount: Amount
+    currency: Currency
+    occurred_at: Timestamp
+
+
+class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /webhooks/payments/disputes``: a chargeback opened or moved on."""
+
+    provider_event_id: ProviderEventId
+    dispute_id: Id
+    order_id: Id
+    user_id: Id
+    status: DisputeStatus
+    reason: Reason
+    amount: Amount
+    currency: Currency
+    occurred_at: Timestamp
+
+
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+CorrelationId = Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class OrderUpdate(OrderWebhook, frozen=True, kw_only=True):
+    """What ingest hands on for an order webhook (HTTP body, gRPC message, Kafka ``data``)."""
+
+    event_id: EventId
+    received_at: Timestamp
+    correlation_id: CorrelationId = ""
+
+
+class DisputeUpdate(DisputeWebhook, frozen=True, kw_only=True):
+    """What ingest hands on for a dispute webhook (same extra fields as ``OrderUpdate``)."""
+
+    event_id: EventId
+    received_at: Timestamp
+    correlation_id: CorrelationId = ""
+
+
+Update = OrderUpdate | DisputeUpdate
+T = TypeVar("T")
+
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidInput:
+    """One ``InvalidInput`` naming the offending field, from msgspec's message."""
+    message = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        path = _PATH.search(message)
+        missing = _MISSING.search(message)
+        field = path[1] if path else (missing[1] if missing else "")
+        detail = _PATH.sub("", message)
+        return InvalidInput(f"invalid field: {detail}", errors=[{"field": field or "$", "message": detail}])
+    return InvalidInput("body is not valid JSON", errors=[{"field": "$", "message": message}])
+
+
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def decode_json(body: bytes, schema: type[T]) -> T:
+    """Decode and validate ``body`` as ``schema`` or raise ``InvalidInput``."""
+    decoder = _decoders.get(schema) or _decoders.setdefault(schema, msgspec.json.Decoder(schema))
+    try:
+        return decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise validation_error(exc) from None
+
+
+def convert(data: dict[str, Any], schema: type[T]) -> T:
+    """Validate already-decoded fields (e.g. from Protobuf) against ``schema``."""
+    try:
+        return msgspec.convert(data, schema)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+encode_json = msgspec.json.Encoder().encode
+
+
+def json_schema(schema: type) -> dict[str, Any]:
+    return msgspec.json.schema(schema)
