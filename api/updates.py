@@ -19,7 +19,7 @@ from shared.errors import InvalidInput
 from shared.messages import DisputeUpdate, OrderUpdate, Update, convert
 from shared.proto import updates_pb2
 from shared.repository import apply_batch
-from shared.sharding import shard_for
+from shared.shard_routing import home_shard, refine_not_found
 
 PROTOBUF_TYPES: dict[type[Update], type[Message]] = {
     OrderUpdate: updates_pb2.OrderUpdate,
@@ -34,11 +34,13 @@ class UpdateApplier:
 
     async def apply(self, update: Update) -> Outcome:
         """The outcome (applied or stale), or the error the outcome stands for."""
-        shard = shard_for(update.user_id, self._database.shard_count)
+        shard = home_shard(self._database, update)
         if self._writers is not None:
             outcome = await self._writers[shard].submit(update)
         else:
             (outcome,) = await self._database.run(shard, apply_batch, [update])
+        if outcome is Outcome.NOT_FOUND:
+            outcome = await refine_not_found(self._database, update)
         if outcome not in SUCCESSFUL:
             raise OUTCOME_ERRORS[outcome](_detail(outcome, update))
         return outcome

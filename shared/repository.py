@@ -144,3 +144,12 @@ async def _insert_dispute_events(conn: asyncpg.Connection, plan: Plan[DisputeUpd
         " occurred_at, received_at, applied, correlation_id)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],"
         " $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bool[], $11::text[])", *_columns(rows))
+
+
+async def entity_exists(pool: asyncpg.Pool, update: Update) -> bool:
+    """Whether this shard stores the update's dispute, or its order."""
+    if isinstance(update, DisputeUpdate):
+        return bool(await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM disputes WHERE dispute_id = $1)"
+            " OR EXISTS (SELECT 1 FROM orders WHERE order_id = $2)", update.dispute_id, update.order_id))
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)", update.order_id))
