@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 import trio
 
-from webhooks.child_process import open_child
+from webhooks.child_process import ChildProcess, open_child
 from webhooks.devstack import PORT_VARIABLE, wait_ready
 from webhooks.embedded import free_port
 
 
 @dataclass
 class Service:
-    process: trio.Process
+    process: ChildProcess
     url: str
 
 

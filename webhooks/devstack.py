@@ -27,7 +27,7 @@ import trio_asyncio
 from shared.migrations import migrate_dsn
 from shared.settings import Mode, Settings, parse_dsn_list
 from shared.topics import ALL_TOPICS, admin_client, create_topics
-from webhooks.child_process import open_child
+from webhooks.child_process import ChildProcess, open_child
 from webhooks.embedded import create_databases, dsn, open_embedded_broker, open_embedded_postgres
 from webhooks.procfile import ProcessSpec, load_procfile
 
@@ -89,7 +89,7 @@ async def prepare(settings: Settings) -> None:
         await trio.to_thread.run_sync(create_topics, admin, names, settings.topic_partitions)
 
 
-async def wait_ready(url: str, process: trio.Process) -> None:
+async def wait_ready(url: str, process: ChildProcess) -> None:
     """Poll ``url`` until it answers 200, with a deadline; fail fast if the process died."""
     async with httpx.AsyncClient(timeout=2.0) as client:
         with trio.fail_after(READY_DEADLINE_SECONDS):
@@ -126,7 +126,7 @@ class DevSupervisor:
                 await self.stop.wait()
                 nursery.cancel_scope.cancel()
 
-    async def _watch_exit(self, name: str, process: trio.Process) -> None:
+    async def _watch_exit(self, name: str, process: ChildProcess) -> None:
         code = await process.wait()
         if not self.stop.is_set():
             self.crashed[name] = code

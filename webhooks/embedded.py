@@ -21,7 +21,7 @@ from pathlib import Path
 
 import trio
 
-from webhooks.child_process import is_root, open_child
+from webhooks.child_process import ChildProcess, is_root, open_child
 
 PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 READY_DEADLINE_SECONDS = 30.0
@@ -68,7 +68,7 @@ async def _initdb(data_dir: Path, user: str | None) -> None:
     )
 
 
-async def _wait_until_accepting(port: int, process: trio.Process, what: str) -> None:
+async def _wait_until_accepting(port: int, process: ChildProcess, what: str) -> None:
     """Poll with a deadline until ``pg_isready`` (or a TCP connect) succeeds."""
     with trio.fail_after(READY_DEADLINE_SECONDS):
         while True:
@@ -127,7 +127,7 @@ async def open_pg_cluster() -> AsyncIterator[PgCluster]:
 
 
 @asynccontextmanager
-async def run_postgres(cluster: PgCluster, port: int, *, fsync: bool = True) -> AsyncIterator[trio.Process]:
+async def run_postgres(cluster: PgCluster, port: int, *, fsync: bool = True) -> AsyncIterator[ChildProcess]:
     """The server of ``cluster`` on ``port`` until the context exits (fast shutdown)."""
     argv = [_pg_bin("postgres"), "-D", str(cluster.data_dir), "-h", "127.0.0.1", "-p", str(port),
             "-k", str(cluster.directory), "-c", f"fsync={'on' if fsync else 'off'}", "-c", "max_connections=200"]
