@@ -4,6 +4,7 @@
     webhooks deps [--shards N]                           only the embedded dependencies
     webhooks migrate                                     SQL migrations on every shard
     webhooks topics create|describe                      the Kafka topics of SPEC §6
+    webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="Kafka topics: create | describe")
     topics.add_argument("action", choices=("create", "describe"))
+
+    bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
+    bench.add_argument("scenarios", nargs="*", default=["api-writes"], choices=["api-writes"])
+    bench.add_argument("--duration", default="10s", help="k6 duration per variant (default 10s)")
+    bench.add_argument("--vus", type=int, default=50, help="concurrent clients (default 50)")
     return parser
 
 
@@ -86,7 +92,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from webhooks.bench.runner import run_bench
+
+    return trio.run(run_bench, args.scenarios, args.vus, args.duration)
+
+
+COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench}
 
 
 if __name__ == "__main__":  # pragma: no cover

