@@ -10,7 +10,8 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from api.orders_store import NewOrder, create_order, get_dispute, get_order
-from api.updates import UpdateApplier, decode_protobuf
+from api.updates import UpdateApplier
+from shared.protobuf_codec import decode_protobuf
 from shared.auth import check_bearer
 from shared.database import Database
 from shared.errors import DatabaseUnavailable, InvalidInput, NotFound, WebhookError

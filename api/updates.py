@@ -8,23 +8,13 @@ outcome into the matching error of ``shared.errors``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from google.protobuf.message import DecodeError, Message
 
 from api.shard_writer import ShardWriter
 from shared.database import Database
 from shared.domain import OUTCOME_ERRORS, SUCCESSFUL, Outcome
-from shared.errors import InvalidInput
-from shared.messages import DisputeUpdate, OrderUpdate, Update, convert
-from shared.proto import updates_pb2
+from shared.messages import DisputeUpdate, Update
 from shared.repository import apply_batch
 from shared.shard_routing import home_shard, refine_not_found
-
-PROTOBUF_TYPES: dict[type[Update], type[Message]] = {
-    OrderUpdate: updates_pb2.OrderUpdate,
-    DisputeUpdate: updates_pb2.DisputeUpdate,
-}
 
 
 class UpdateApplier:
@@ -55,25 +45,3 @@ def _detail(outcome: Outcome, update: Update) -> str:
         Outcome.INVALID_TRANSITION: f"{entity} cannot move to '{update.status}' from its current status",
         Outcome.USER_MISMATCH: f"{entity} does not belong to user {update.user_id}",
     }[outcome]
-
-
-def from_protobuf(message: Message, schema: type[Update]) -> Update:
-    """A decoded Protobuf message, validated by the same rules as JSON."""
-    fields: dict[str, Any] = {field.name: getattr(message, field.name) for field in message.DESCRIPTOR.fields}
-    return convert(fields, schema)
-
-
-def decode_protobuf(body: bytes, schema: type[Update]) -> Update:
-    try:
-        message = PROTOBUF_TYPES[schema].FromString(body)
-    except DecodeError:
-        raise InvalidInput("body is not a valid Protobuf message", errors=[{"field": "$", "message": "undecodable"}])
-    return from_protobuf(message, schema)
-
-
-def to_protobuf(update: Update) -> Message:
-    """The Protobuf form of an update (for clients)."""
-    fields = {name: getattr(update, name) for name in update.__struct_fields__}
-    for name in ("occurred_at", "received_at"):
-        fields[name] = fields[name].isoformat()
-    return PROTOBUF_TYPES[type(update)](**fields)

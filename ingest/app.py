@@ -1,13 +1,33 @@
-"""The ingest HTTP application: probes now; the webhook endpoints build on it."""
+"""The ingest application: the webhook endpoints in front, Quart for everything else."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
+from quart import Response
 from quart_trio import QuartTrio
 
+from ingest.processors import Processor
+from ingest.webhook_endpoint import WebhookEndpoint
+from shared.errors import WebhookError
+from shared.messages import DisputeWebhook, OrderWebhook, encode_json, json_schema
 from shared.probes import Check, probes_blueprint
+from shared.settings import Settings
+
+SCHEMAS = {"order-webhook.json": OrderWebhook, "dispute-webhook.json": DisputeWebhook}
 
 
-def create_app(checks: dict[str, Check]) -> QuartTrio:
+def create_app(settings: Settings, processor: Processor, checks: Mapping[str, Check], *,
+               deadline_seconds: float, deadline_error: Callable[[], WebhookError]) -> WebhookEndpoint:
     app = QuartTrio(__name__)
     app.register_blueprint(probes_blueprint(checks))
-    return app
+
+    @app.get("/schemas/<name>")
+    async def schema(name: str) -> Response:
+        if name not in SCHEMAS:
+            return Response(b'{"title":"Not found","status":404}', status=404,
+                            content_type="application/problem+json")
+        return Response(encode_json(json_schema(SCHEMAS[name])), content_type="application/schema+json")
+
+    return WebhookEndpoint(processor, settings.webhook_secrets, app, deadline_seconds=deadline_seconds,
+                           deadline_error=deadline_error)

@@ -1,26 +1,80 @@
-"""The ingest process: what it depends on is chosen by ``WEBHOOK_MODE``."""
+"""The ingest process: the processor of ``WEBHOOK_MODE`` and the HTTP server.
+
+kafka: an idempotent producer with its poll task. http: the api client behind the
+retry policy and the circuit-breaker actor. Both tasks are owned here and end
+after the server has drained.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 import trio
 import trio_asyncio
 
+from ingest.api_client import HttpApiClient, ResilientApiClient
 from ingest.app import create_app
+from ingest.breaker_actor import CircuitBreakerActor
+from ingest.circuit_breaker import BreakerConfig
+from ingest.processors import KafkaProcessor, Processor, SyncProcessor
 from shared.broker_probe import broker_check
+from shared.errors import BrokerUnavailable, GatewayTimeout, WebhookError
 from shared.http_server import serve_http
+from shared.kafka_producer import KafkaProducer
 from shared.probes import Check
 from shared.settings import Settings
 
 REQUIRED = ("webhook_secrets",)
+DELIVERY_TIMEOUT_SECONDS = 5.0
 
 
-def _api_check(client: httpx.AsyncClient) -> Check:
+@dataclass(frozen=True)
+class Mode:
+    processor: Processor
+    checks: dict[str, Check]
+    deadline_seconds: float
+    deadline_error: Callable[[], WebhookError]
+
+
+def sync_deadline_seconds(settings: Settings) -> float:
+    """Long enough for every attempt and every backoff of one call."""
+    backoff = sum(min(settings.api_retry_base_delay_seconds * 2 ** n, settings.api_retry_max_delay_seconds) * 1.25
+                  for n in range(settings.api_retry_attempts - 1))
+    return settings.api_retry_attempts * settings.api_timeout_seconds + backoff + 1
+
+
+@asynccontextmanager
+async def open_kafka_mode(settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Mode]:
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, delivery_timeout_seconds=DELIVERY_TIMEOUT_SECONDS)
+    await nursery.start(producer.run)
+    yield Mode(KafkaProcessor(producer, settings), {"broker": broker_check(settings.kafka_bootstrap_servers)},
+               DELIVERY_TIMEOUT_SECONDS + 1, lambda: BrokerUnavailable("the broker did not acknowledge in time"))
+
+
+def _api_check(base_url: str) -> Check:
     async def check() -> None:
-        response = await client.get("/healthz")
-        response.raise_for_status()
+        async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+            (await client.get("/healthz")).raise_for_status()
 
     return check
+
+
+@asynccontextmanager
+async def open_sync_mode(settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Mode]:
+    breaker = CircuitBreakerActor(BreakerConfig(settings.breaker_failure_threshold,
+                                                settings.breaker_reset_timeout_seconds))
+    await nursery.start(breaker.run)
+    inner = HttpApiClient(settings, encoding=settings.api_encoding)
+    client = ResilientApiClient(inner, breaker, settings)
+    try:
+        yield Mode(SyncProcessor(client), {"api": _api_check(settings.api_base_url)},
+                   sync_deadline_seconds(settings), lambda: GatewayTimeout("the api did not answer in time"))
+    finally:
+        with trio.CancelScope(shield=True):
+            await client.aclose()
 
 
 async def serve_ingest(
@@ -30,11 +84,10 @@ async def serve_ingest(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with httpx.AsyncClient(base_url=settings.api_base_url, timeout=settings.api_timeout_seconds) as client:
-        if settings.webhook_mode == "kafka":
-            checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers)}
-        else:
-            checks = {"api": _api_check(client)}
-        app = create_app(checks)
+    open_mode = open_kafka_mode if settings.webhook_mode == "kafka" else open_sync_mode
+    async with trio.open_nursery() as nursery, open_mode(settings, nursery) as mode:
+        app = create_app(settings, mode.processor, mode.checks, deadline_seconds=mode.deadline_seconds,
+                         deadline_error=mode.deadline_error)
         await serve_http(app, settings.bind_host, settings.ingest_port, shutdown,
                          grace_seconds=settings.shutdown_grace_seconds, task_status=task_status)
+        nursery.cancel_scope.cancel()

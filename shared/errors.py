@@ -7,9 +7,12 @@
     ├── InvalidTransition       state machine says no        422   FAILED_PRECONDITION  DLQ invalid_transition
     ├── UserMismatch            event's user ≠ stored user   422   FAILED_PRECONDITION  DLQ user_mismatch
     ├── Conflict                duplicate / id taken         409   ALREADY_EXISTS       (ack)
-    └── Unavailable             transient: retry later       503   UNAVAILABLE          (retry, never DLQ)
-        ├── DatabaseUnavailable
-        └── BrokerUnavailable
+    ├── Unavailable             transient: retry later       503   UNAVAILABLE          (retry, never DLQ)
+    │   ├── DatabaseUnavailable
+    │   ├── BrokerUnavailable
+    │   └── CircuitOpen         ingest fails fast            503 + Retry-After
+    ├── BadGateway              api unreachable / 5xx        502   UNAVAILABLE          -
+    └── GatewayTimeout          api too slow                 504   DEADLINE_EXCEEDED    -
 
 Library errors are translated into these once, at the adapter that sees them
 (``raise DatabaseUnavailable(...) from exc``); handlers and actors only ever see
@@ -74,6 +77,22 @@ class BrokerUnavailable(Unavailable):
     title = "Broker unavailable"
 
 
+class CircuitOpen(Unavailable):
+    title = "Circuit open"
+
+
+class BadGateway(WebhookError):
+    """The api could not be reached, or kept failing, after retries."""
+
+    title = "Bad gateway"
+
+
+class GatewayTimeout(WebhookError):
+    """The api did not answer in time, after retries."""
+
+    title = "Gateway timeout"
+
+
 @dataclass(frozen=True)
 class Mapping:
     """How one error class shows outside: HTTP status, gRPC status name, DLQ reason."""
@@ -92,6 +111,8 @@ ERROR_MAP: dict[type[WebhookError], Mapping] = {
     UserMismatch: Mapping(422, "FAILED_PRECONDITION", "user_mismatch"),
     Conflict: Mapping(409, "ALREADY_EXISTS"),
     Unavailable: Mapping(503, "UNAVAILABLE"),
+    BadGateway: Mapping(502, "UNAVAILABLE"),
+    GatewayTimeout: Mapping(504, "DEADLINE_EXCEEDED"),
 }
 
 

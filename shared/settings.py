@@ -136,6 +136,13 @@ def parse_writer(raw: str) -> str:
     return value
 
 
+def parse_encoding(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("json", "protobuf"):
+        raise ValueError("json or protobuf")
+    return value
+
+
 def parse_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -163,6 +170,7 @@ class Settings:
     api_tokens: tuple[Secret, ...] = _env("API_TOKENS", parse_token_list, ())
     api_base_url: str = _env("API_BASE_URL", parse_url, "http://localhost:3000")
     api_grpc_target: str = _env("API_GRPC_TARGET", parse_text, "localhost:50051")
+    api_encoding: str = _env("API_ENCODING", parse_encoding, "json")
     api_timeout_seconds: float = _env("API_TIMEOUT", parse_duration_seconds, 10.0)
     api_retry_attempts: int = _env("API_RETRY_ATTEMPTS", parse_positive_int, 3)
     api_retry_base_delay_seconds: float = _env("API_RETRY_BASE_DELAY", parse_duration_seconds, 0.1)

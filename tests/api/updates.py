@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from api.updates import to_protobuf
+from shared.protobuf_codec import to_protobuf
 from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
 from tests.api.conftest import INTERNAL
 

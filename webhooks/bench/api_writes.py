@@ -23,7 +23,7 @@ import psutil
 import trio
 import trio_asyncio
 
-from api.updates import to_protobuf
+from shared.protobuf_codec import to_protobuf
 from shared.messages import OrderUpdate, encode_json
 from shared.migrations import migrate_dsn
 from shared.sharding import shard_for

@@ -1,0 +1,152 @@
+"""Ingest's client of the api: one interface, an HTTP implementation, and the resilience around it.
+
+``ApiClient`` is what the sync processor needs: send an order update, send a
+dispute update, close. ``HttpApiClient`` makes one attempt over httpx (JSON or
+Protobuf) and classifies the answer; ``ResilientApiClient`` wraps any ApiClient
+with the retry policy and the circuit-breaker actor. The gRPC client implements the
+same interface and gets the same wrapper.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import httpx
+import trio
+
+from shared.protobuf_codec import to_protobuf
+from ingest.breaker_actor import CircuitBreakerActor
+from ingest.metrics import API_CALLS
+from ingest.retry_policy import TransientFailure, retrying
+from shared.domain import Outcome
+from shared.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    UserMismatch,
+    WebhookError,
+)
+from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
+from shared.proto import updates_pb2
+from shared.settings import Settings
+
+U = TypeVar("U", OrderUpdate, DisputeUpdate)
+
+
+class ApiClient(Protocol):
+    async def send_order_update(self, update: OrderUpdate) -> Outcome: ...
+    async def send_dispute_update(self, update: DisputeUpdate) -> Outcome: ...
+    async def aclose(self) -> None: ...
+
+
+# How the api's non-success answers read on this side (its problem "title" tells 422s apart).
+_REJECTIONS: dict[tuple[int, str], type[WebhookError]] = {
+    (404, "Not found"): NotFound,
+    (422, "Invalid state transition"): InvalidTransition,
+    (422, "User mismatch"): UserMismatch,
+    (400, "Invalid request body"): InvalidInput,
+}
+
+
+class HttpApiClient:
+    def __init__(self, settings: Settings, *, encoding: str = "json", transport: httpx.AsyncBaseTransport | None = None):
+        token = settings.internal_token.reveal() if settings.internal_token else ""
+        self._protobuf = encoding == "protobuf"
+        content_type = "application/x-protobuf" if self._protobuf else "application/json"
+        self._http = httpx.AsyncClient(
+            base_url=settings.api_base_url, transport=transport, timeout=settings.api_timeout_seconds,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+
+    async def send_order_update(self, update: OrderUpdate) -> Outcome:
+        return await self._send("/internal/updates/orders", update)
+
+    async def send_dispute_update(self, update: DisputeUpdate) -> Outcome:
+        return await self._send("/internal/updates/disputes", update)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, path: str, update: Update) -> Outcome:
+        body = to_protobuf(update).SerializeToString() if self._protobuf else encode_json(update)
+        headers = {"X-Correlation-ID": update.correlation_id}
+        try:
+            response = await self._http.post(path, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientFailure(GatewayTimeout(f"the api did not answer in time ({type(exc).__name__})")) from exc
+        except httpx.TransportError as exc:
+            raise TransientFailure(BadGateway(f"the api is unreachable ({type(exc).__name__})")) from exc
+        return self._outcome(response)
+
+    def _outcome(self, response: httpx.Response) -> Outcome:
+        if response.status_code == 200:
+            if self._protobuf:
+                return Outcome(updates_pb2.UpdateResult.FromString(response.content).outcome)
+            return Outcome(response.json()["outcome"])
+        if response.status_code == 409:
+            return Outcome.DUPLICATE
+        if response.status_code >= 500:
+            raise TransientFailure(BadGateway(f"the api answered {response.status_code}"))
+        problem = _problem(response)
+        rejection = _REJECTIONS.get((response.status_code, problem.get("title", "")))
+        if rejection is None:
+            raise BadGateway(f"unexpected answer from the api: {response.status_code}")
+        raise rejection(problem.get("detail", ""), errors=problem.get("errors"))
+
+
+def _problem(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class ResilientApiClient:
+    """Any ApiClient behind the retry policy, a per-attempt deadline and the circuit breaker."""
+
+    def __init__(self, inner: ApiClient, breaker: CircuitBreakerActor, settings: Settings,
+                 rng: random.Random | None = None) -> None:
+        self._inner = inner
+        self._breaker = breaker
+        self._settings = settings
+        self._rng = rng
+
+    async def send_order_update(self, update: OrderUpdate) -> Outcome:
+        return await self._call(self._inner.send_order_update, update)
+
+    async def send_dispute_update(self, update: DisputeUpdate) -> Outcome:
+        return await self._call(self._inner.send_dispute_update, update)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def _call(self, send: Callable[[U], Awaitable[Outcome]], update: U) -> Outcome:
+        try:
+            async for attempt in retrying(self._settings, self._rng):
+                with attempt:
+                    return await self._attempt(send, update)
+        except TransientFailure as exc:
+            raise exc.final from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, send: Callable[[U], Awaitable[Outcome]], update: U) -> Outcome:
+        await self._breaker.acquire()
+        healthy = False
+        try:
+            with trio.fail_after(self._settings.api_timeout_seconds):
+                outcome = await send(update)
+            healthy = True
+            return outcome
+        except trio.TooSlowError:
+            raise TransientFailure(GatewayTimeout("the api did not answer in time")) from None
+        except WebhookError:
+            healthy = True  # the api answered about the event itself: it is up
+            raise
+        finally:
+            self._breaker.record_nowait(healthy)
+            API_CALLS.labels("ok" if healthy else "failed").inc()

@@ -1,0 +1,73 @@
+"""What ingest does with a webhook once it is authentic and valid, by ``WEBHOOK_MODE``.
+
+kafka: wrap it in the envelope and produce it (202 once the broker acknowledged).
+http/grpc: hand it to the api through an ``ApiClient`` and answer with the outcome
+(202 applied or stale, 200 duplicate); rejections arrive as errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ingest.api_client import ApiClient
+from ingest.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers
+from shared.domain import Outcome
+from shared.kafka_producer import KafkaProducer
+from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, encode_json
+from shared.settings import Settings
+from shared.topics import DISPUTES, ORDERS
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    received_at: dt.datetime
+    correlation_id: str
+    trace: TraceContext
+
+
+@dataclass(frozen=True)
+class Accepted:
+    status: int
+    body: dict[str, Any]
+
+
+class Processor(Protocol):
+    async def process(self, webhook: Webhook, context: RequestContext) -> Accepted: ...
+
+
+class KafkaProcessor:
+    def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
+        self._producer = producer
+        self._topics = {OrderWebhook: settings.topic(ORDERS), DisputeWebhook: settings.topic(DISPUTES)}
+
+    async def process(self, webhook: Webhook, context: RequestContext) -> Accepted:
+        envelope = build_envelope(webhook, context.received_at, context.correlation_id, context.trace)
+        await self._producer.produce(self._topics[type(webhook)], webhook.user_id.encode(), encode_json(envelope),
+                                     record_headers(envelope, context.trace))
+        return Accepted(202, {"status": "accepted", "event_id": envelope.event_id})
+
+
+_UPDATE_TYPES: dict[type, type[Update]] = {OrderWebhook: OrderUpdate, DisputeWebhook: DisputeUpdate}
+
+
+def to_update(webhook: Webhook, context: RequestContext) -> Update:
+    fields = {name: getattr(webhook, name) for name in webhook.__struct_fields__}
+    return _UPDATE_TYPES[type(webhook)](**fields, event_id=event_id_for(webhook.provider_event_id),
+                                        received_at=context.received_at, correlation_id=context.correlation_id)
+
+
+class SyncProcessor:
+    def __init__(self, client: ApiClient) -> None:
+        self._client = client
+
+    async def process(self, webhook: Webhook, context: RequestContext) -> Accepted:
+        update = to_update(webhook, context)
+        if isinstance(update, OrderUpdate):
+            outcome = await self._client.send_order_update(update)
+        else:
+            outcome = await self._client.send_dispute_update(update)
+        if outcome is Outcome.DUPLICATE:
+            return Accepted(200, {"status": "duplicate", "event_id": update.event_id})
+        return Accepted(202, {"status": outcome.value, "event_id": update.event_id})
