@@ -1,11 +1,69 @@
-"""Serving an ASGI app on hypercorn's trio worker, with the process's shutdown event."""
+"""Serving an ASGI app on hypercorn's trio worker, with the process's shutdown event.
+
+On shutdown hypercorn stops accepting and then waits until every connection is
+idle — but a client that merely keeps its connection open (keep-alive) can hold
+that up for the whole graceful timeout (seen with quart-trio: the app call does not
+end with its response). So ``RequestTracker`` counts requests whose response is
+not complete yet, and once shutdown is asked for and that count is zero (or the
+grace period is over), the server is cancelled: only real in-flight work is waited for.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypercorn.typing import Framework
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RequestTracker:
+    """ASGI middleware: how many HTTP requests have not finished their response."""
+
+    def __init__(self, app: Framework) -> None:
+        self.app = app
+        self.in_flight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
+            return
+        self._started()
+        finished = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal finished
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and not finished:
+                finished = True
+                self._finished()
+
+        try:
+            await self.app(scope, receive, tracked_send)  # type: ignore[arg-type]
+        finally:
+            if not finished:
+                self._finished()
+
+    def _started(self) -> None:
+        self.in_flight += 1
+        if self._idle.is_set():
+            self._idle = trio.Event()
+
+    def _finished(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        while self.in_flight:
+            await self._idle.wait()
 
 
 def hypercorn_config(host: str, port: int, *, grace_seconds: float) -> Config:
@@ -27,6 +85,18 @@ async def serve_http(
     grace_seconds: float,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until ``shutdown`` is set; ``task_status.started`` receives the bound URLs."""
+    """Serve until ``shutdown`` is set and in-flight requests are answered; ``task_status`` gets the URLs."""
+    tracker = RequestTracker(app)
     config = hypercorn_config(host, port, grace_seconds=grace_seconds)
-    await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_when_drained, shutdown, tracker, nursery.cancel_scope, grace_seconds)
+        await serve(tracker, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_when_drained(shutdown: trio.Event, tracker: RequestTracker, scope: trio.CancelScope,
+                             grace_seconds: float) -> None:
+    await shutdown.wait()
+    with trio.move_on_after(grace_seconds):
+        await tracker.wait_idle()
+    scope.cancel()
