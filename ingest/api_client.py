@@ -60,7 +60,8 @@ class HttpApiClient:
         self._http = httpx.AsyncClient(
             base_url=settings.api_base_url, transport=transport, timeout=settings.api_timeout_seconds,
             headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+            # httpcore scans every pooled connection for each request: keep the pool small
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16))
 
     async def send_order_update(self, update: OrderUpdate) -> Outcome:
         return await self._send("/internal/updates/orders", update)

@@ -50,6 +50,9 @@ def run_service(name: str, serve: Serve, required: tuple[str, ...] = ()) -> NoRe
     configure_logging(settings.log_level, service=name)
     try:
         trio.run(run_until_signalled, serve, settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except BaseException as exc:  # noqa: BLE001 - last line of defence: log and exit non-zero
         if isinstance(exc, SystemExit):
             raise

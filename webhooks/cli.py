@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=("create", "describe"))
 
     bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
-    bench.add_argument("scenarios", nargs="*", default=["api-writes"], choices=["api-writes"])
+    bench.add_argument("scenarios", nargs="*", default=["ingest", "api-writes"], choices=["ingest", "api-writes"])
     bench.add_argument("--duration", default="10s", help="k6 duration per variant (default 10s)")
     bench.add_argument("--vus", type=int, default=50, help="concurrent clients (default 50)")
     return parser

@@ -13,26 +13,20 @@ import base64
 import datetime as dt
 import json
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import psutil
 import trio
 import trio_asyncio
 
-from shared.protobuf_codec import to_protobuf
 from shared.messages import OrderUpdate, encode_json
-from shared.migrations import migrate_dsn
-from shared.sharding import shard_for
+from shared.protobuf_codec import to_protobuf
 from webhooks.bench.k6 import LoadResult, run_k6
-from webhooks.child_process import ChildProcess, open_child
-from webhooks.devstack import wait_ready
-from webhooks.embedded import create_databases, dsn, free_port, open_embedded_postgres
+from webhooks.bench.stack import ORDERS, cpu_seconds, postgres_processes, seeded_shards, service
+from webhooks.embedded import free_port, open_embedded_postgres
 
-ORDERS = 1_000
 TOKEN = "bench-internal-token"
 VARIANTS = (("batch", "json"), ("batch", "protobuf"), ("direct", "json"), ("direct", "protobuf"))
 
@@ -60,64 +54,29 @@ def make_updates(count: int, seed: int) -> list[OrderUpdate]:
     return updates
 
 
-def encode_bodies(updates: list[OrderUpdate], encoding: str) -> list[str]:
+def encode_bodies(updates: list[OrderUpdate], encoding: str) -> list[tuple[str, dict[str, str]]]:
     if encoding == "protobuf":
-        return [base64.b64encode(to_protobuf(u).SerializeToString()).decode() for u in updates]
-    return [encode_json(u).decode() for u in updates]
-
-
-async def _seed_orders(url: str, shard: int, shards: int) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        rows = [(f"order-{i}", f"user-{i}") for i in range(ORDERS) if shard_for(f"user-{i}", shards) == shard]
-        await conn.executemany(
-            "INSERT INTO orders (order_id, user_id, status, amount, currency) VALUES ($1, $2, 'created', 1000, 'EUR')",
-            rows)
-    finally:
-        await conn.close()
-
-
-def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _postgres_processes(port: int) -> list[psutil.Process]:
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "postgres" and str(port) in (process.info["cmdline"] or []):
-            return [process, *process.children(recursive=True)]
-    return []
+        return [(base64.b64encode(to_protobuf(u).SerializeToString()).decode(), {}) for u in updates]
+    return [(encode_json(u).decode(), {}) for u in updates]
 
 
 async def _run_variant(loop: trio_asyncio.TrioEventLoop, pg_port: int, writer: str, encoding: str, vus: int,
                        duration: str, workdir: Path, tag: str) -> Row:
-    names = [f"bench_{tag}_{shard}" for shard in range(2)]
-    await create_databases(pg_port, names)
-    urls = [dsn(pg_port, name) for name in names]
-    for shard, url in enumerate(urls):
-        await loop.run_aio_coroutine(migrate_dsn(url, dt.date.today()))
-        await loop.run_aio_coroutine(_seed_orders(url, shard, len(urls)))
+    urls = await seeded_shards(loop, pg_port, tag)
     bodies = workdir / f"{tag}.json"
     bodies.write_text(json.dumps(encode_bodies(make_updates(vus * 2_500, int(tag[1:])), encoding)))
     port = free_port()
     env = {"DATABASE_URLS": ",".join(urls), "API_PORT": str(port), "INTERNAL_TOKEN": TOKEN,
-           "API_TOKENS": "bench-public-token", "API_WRITER": writer, "LOG_LEVEL": "warning", "PATH": "/usr/bin:/bin"}
-    async with open_child([sys.executable, "-m", "api"], env=env) as api:
-        await wait_ready(f"http://127.0.0.1:{port}/readyz", api)
+           "API_TOKENS": "bench-public-token", "API_WRITER": writer}
+    async with service(["-m", "api"], env, port) as api:
         content_type = "application/x-protobuf" if encoding == "protobuf" else "application/json"
-        measured = [psutil.Process(api.pid)], _postgres_processes(pg_port)
-        before = [_cpu_seconds(group) for group in measured]
+        measured = [psutil.Process(api.pid)], postgres_processes(pg_port)
+        before = [cpu_seconds(group) for group in measured]
         load = await run_k6("post_bodies.js", {
             "URL": f"http://127.0.0.1:{port}/internal/updates/orders", "BODIES_FILE": str(bodies),
             "BINARY": "1" if encoding == "protobuf" else "0", "VUS": str(vus), "DURATION": duration,
             "HEADERS": json.dumps({"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type})})
-        after = [_cpu_seconds(group) for group in measured]
+        after = [cpu_seconds(group) for group in measured]
     return Row(writer, encoding, load, (after[0] - before[0]) / load.seconds, (after[1] - before[1]) / load.seconds)
 
 

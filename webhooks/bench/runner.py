@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from webhooks.bench import api_writes
+from webhooks.bench import api_writes, ingest_modes
 from webhooks.procfile import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench"
@@ -34,5 +34,10 @@ async def run_bench(scenarios: list[str], vus: int, duration: str) -> int:
             rows = await api_writes.run(vus, duration, Path(tmp), progress)
             text = header + api_writes.table(rows, vus) + "\n"
             (RESULTS / "api-writes.md").write_text(text)
+            print(text)
+        if "ingest" in scenarios:
+            rows = await ingest_modes.run(list(ingest_modes.TARGETS), 64, "5s", Path(tmp), progress)
+            text = header + ingest_modes.table(rows, 64, "5s") + "\n"
+            (RESULTS / "ingest.md").write_text(text)
             print(text)
     return 0

@@ -1,0 +1,70 @@
+"""What every benchmark scenario sets up: seeded shard databases and real service processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import asyncpg
+import psutil
+import trio_asyncio
+
+from shared.migrations import migrate_dsn
+from shared.sharding import shard_for
+from webhooks.child_process import ChildProcess, open_child
+from webhooks.devstack import wait_ready
+from webhooks.embedded import create_databases, dsn
+
+ORDERS = 1_000  # order-{i} belongs to user-{i}
+SHARDS = 2
+
+
+async def _seed_orders(url: str, shard: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = [(f"order-{i}", f"user-{i}") for i in range(ORDERS) if shard_for(f"user-{i}", SHARDS) == shard]
+        await conn.executemany(
+            "INSERT INTO orders (order_id, user_id, status, amount, currency) VALUES ($1, $2, 'created', 1000, 'EUR')",
+            rows)
+    finally:
+        await conn.close()
+
+
+async def seeded_shards(loop: trio_asyncio.TrioEventLoop, pg_port: int, tag: str) -> list[str]:
+    """Fresh, migrated shard databases holding ORDERS orders in status ``created``."""
+    names = [f"bench_{tag}_{shard}" for shard in range(SHARDS)]
+    await create_databases(pg_port, names)
+    urls = [dsn(pg_port, name) for name in names]
+    for shard, url in enumerate(urls):
+        await loop.run_aio_coroutine(migrate_dsn(url, dt.date.today()))
+        await loop.run_aio_coroutine(_seed_orders(url, shard))
+    return urls
+
+
+@asynccontextmanager
+async def service(argv: list[str], env: Mapping[str, str], port: int) -> AsyncIterator[ChildProcess]:
+    """A process (``python -m ...``) on ``port``, ready when its /readyz answers 200."""
+    full_env = {"PATH": "/usr/bin:/bin", "LOG_LEVEL": "warning", **env}
+    async with open_child([sys.executable, *argv], env=full_env) as process:
+        await wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+        yield process
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def postgres_processes(port: int) -> list[psutil.Process]:
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "postgres" and str(port) in (process.info["cmdline"] or []):
+            return [process, *process.children(recursive=True)]
+    return []
