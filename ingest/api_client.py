@@ -19,7 +19,7 @@ import trio
 from shared.protobuf_codec import to_protobuf
 from ingest.breaker_actor import CircuitBreakerActor
 from ingest.metrics import API_CALLS
-from ingest.retry_policy import TransientFailure, retrying
+from shared.retry_policy import TransientFailure, retrying
 from shared.domain import Outcome
 from shared.errors import (
     BadGateway,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ingest.api_client import ApiClient
-from ingest.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers
+from shared.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers
 from shared.domain import Outcome
 from shared.kafka_producer import KafkaProducer
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, encode_json

@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from ingest.envelope import TraceContext
+from shared.envelope import TraceContext
 from ingest.metrics import LATENCY, REQUESTS
 from ingest.processors import Processor, RequestContext
 from ingest.signatures import verify

@@ -22,12 +22,24 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError, async
 ATTEMPTS = 3
 
 
-async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update]) -> list[Outcome]:
-    """Apply ``updates`` (in order) in one transaction; one outcome per update."""
+class NotFoundYet(Exception):
+    """Raised (and the transaction rolled back) when asked to hold a batch with a not-found event."""
+
+
+async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update], hold_not_found: bool = False) -> list[Outcome]:
+    """Apply ``updates`` (in order) in one transaction; one outcome per update.
+
+    With ``hold_not_found``, a batch in which any event's order or dispute is missing
+    is rolled back with ``NotFoundYet`` instead, so the caller can retry it whole a
+    little later (the order may be created meanwhile) without reordering its events.
+    """
     for attempt in range(1, ATTEMPTS + 1):
         try:
             async with pool.acquire() as conn, conn.transaction():
-                return await _apply(conn, updates)
+                outcomes = await _apply(conn, updates)
+                if hold_not_found and Outcome.NOT_FOUND in outcomes:
+                    raise NotFoundYet()
+                return outcomes
         except _RETRYABLE:
             if attempt == ATTEMPTS:
                 raise

@@ -184,6 +184,10 @@ class Settings:
     workers_port: int = _env("WORKERS_PORT", parse_port, 8001)
     api_writer: str = _env("API_WRITER", parse_writer, "batch")
     api_writer_max_batch: int = _env("API_WRITER_MAX_BATCH", parse_positive_int, 256)
+    kafka_session_timeout_seconds: float = _env("KAFKA_SESSION_TIMEOUT", parse_duration_seconds, 10.0)
+    worker_mailbox_size: int = _env("WORKER_MAILBOX_SIZE", parse_positive_int, 1000)
+    worker_max_batch: int = _env("WORKER_MAX_BATCH", parse_positive_int, 500)
+    worker_max_restarts: int = _env("WORKER_MAX_RESTARTS", parse_positive_int, 5)
     shutdown_grace_seconds: float = _env("SHUTDOWN_GRACE", parse_duration_seconds, 10.0)
     log_level: str = _env("LOG_LEVEL", parse_log_level, "info")
 

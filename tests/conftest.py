@@ -124,6 +124,7 @@ def settings(deps: Deps, shard_urls: tuple[str, str]) -> Settings:
         webhook_secrets=(b"test-secret-0123456789abcdef",),
         internal_token=Secret(TEST_INTERNAL_TOKEN),
         api_tokens=(Secret(TEST_API_TOKEN),),
+        kafka_session_timeout_seconds=2.0,
     )
 
 
@@ -141,5 +142,6 @@ def service_env(settings: Settings) -> dict[str, str]:
         "INTERNAL_TOKEN": TEST_INTERNAL_TOKEN,
         "API_TOKENS": TEST_API_TOKEN,
         "SHUTDOWN_GRACE": "5s",
+        "KAFKA_SESSION_TIMEOUT": "2s",
         "LOG_LEVEL": "info",
     }

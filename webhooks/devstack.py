@@ -74,6 +74,7 @@ def dev_environment(environ: Mapping[str, str], deps: Dependencies, mode: Mode) 
     env.setdefault("WEBHOOK_SECRETS", _whsec())
     env.setdefault("INTERNAL_TOKEN", "dev-internal-" + secrets.token_urlsafe(12))
     env.setdefault("API_TOKENS", "dev-api-" + secrets.token_urlsafe(12))
+    env.setdefault("KAFKA_SESSION_TIMEOUT", "2s")  # quick group joins on a local broker
     return env
 
 

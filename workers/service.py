@@ -1,20 +1,81 @@
-"""The workers process: database pools, broker, and the probes server."""
+"""The workers process: one supervised consumer per topic, the DLQ producer, and the probes.
+
+Shutdown: SIGTERM sets ``shutdown``; the consumers stop polling, their actors drain,
+done prefixes are committed and the group is left; the DLQ producer, owned one
+level up, outlives them and flushes last.
+"""
 
 from __future__ import annotations
 
+import random
+from collections import deque
 from functools import partial
 
 import trio
 import trio_asyncio
 
 from shared.broker_probe import broker_check
-from shared.database import open_database
+from shared.database import Database, open_database
 from shared.http_server import serve_http
+from shared.kafka_producer import KafkaProducer
+from shared.logs import get_logger
+from shared.messages import DisputeWebhook, OrderWebhook
 from shared.probes import Check, probes_app
+from shared.retry_policy import JitteredBackoff, patiently
 from shared.settings import Settings
-
+from shared.topics import DISPUTES, ORDERS
+from workers.batch_writer import ShardedBatchWriter
+from workers.metrics import RESTARTS
+from workers.records import DeadLetter
+from workers.topic_consumer import ConsumerConfig, TopicConsumer
 
 REQUIRED = ("database_urls",)
+RESTART_WINDOW_SECONDS = 60.0
+SCHEMAS = {ORDERS: OrderWebhook, DISPUTES: DisputeWebhook}
+log = get_logger(__name__)
+
+
+class TooManyRestarts(RuntimeError):
+    pass
+
+
+def dead_letter_sender(producer: KafkaProducer, writer: ShardedBatchWriter):  # noqa: ANN201
+    backoff = JitteredBackoff(0.1, 5.0, rng=random.Random())
+
+    async def send(letter: DeadLetter) -> None:  # retried while the broker is down: never lost
+        await patiently(producer.produce, letter.topic, letter.key or b"", letter.value or b"", letter.headers,
+                        wait=backoff, on_retry=writer.note_retry)
+
+    return send
+
+
+async def supervise_topic(settings: Settings, topic: str, schema: type, database: Database,
+                          producer: KafkaProducer, stop: trio.Event,
+                          *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the topic's consumer; restart it (from the committed offsets) when it crashes."""
+    config = ConsumerConfig(settings.kafka_bootstrap_servers, settings.kafka_session_timeout_seconds,
+                            settings.worker_mailbox_size, settings.worker_max_batch)
+    restarts: deque[float] = deque()
+    task_status.started()
+    while not stop.is_set():
+        writer = ShardedBatchWriter(database, topic)
+        consumer = TopicConsumer(topic, schema, config, writer, dead_letter_sender(producer, writer))
+        try:
+            await consumer.run(stop)
+            return
+        except Exception as exc:  # noqa: BLE001 - a crashed consumer is restarted, within limits
+            now = trio.current_time()
+            restarts.append(now)
+            while restarts and restarts[0] < now - RESTART_WINDOW_SECONDS:
+                restarts.popleft()
+            RESTARTS.labels(topic).inc()
+            log.exception("consumer crashed; restarting from the committed offsets", topic=topic,
+                          restarts_in_window=len(restarts), error=repr(exc))
+            if len(restarts) > settings.worker_max_restarts:
+                log.error("too many restarts; exiting", topic=topic, limit=settings.worker_max_restarts,
+                          window_seconds=RESTART_WINDOW_SECONDS)
+                raise TooManyRestarts(f"{topic}: more than {settings.worker_max_restarts} restarts in "
+                                      f"{RESTART_WINDOW_SECONDS:.0f} s") from exc
 
 
 async def serve_workers(
@@ -24,9 +85,17 @@ async def serve_workers(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with open_database(loop, settings.database_urls) as database:
-        checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers)}
-        checks.update({f"shard{i}": partial(database.ping, i) for i in range(database.shard_count)})
-        app = probes_app("workers", checks)
-        await serve_http(app, settings.bind_host, settings.workers_port, shutdown,
-                         grace_seconds=settings.shutdown_grace_seconds, task_status=task_status)
+    async with open_database(loop, settings.database_urls) as database, trio.open_nursery() as outer:
+        producer = KafkaProducer(settings.kafka_bootstrap_servers, delivery_timeout_seconds=10.0)
+        await outer.start(producer.run)
+        async with trio.open_nursery() as inner:
+            for logical, schema in SCHEMAS.items():
+                await inner.start(supervise_topic, settings, settings.topic(logical), schema, database, producer,
+                                  shutdown)
+            checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers)}
+            checks.update({f"shard{i}": partial(database.ping, i) for i in range(database.shard_count)})
+            urls = await inner.start(partial(serve_http, grace_seconds=settings.shutdown_grace_seconds),
+                                     probes_app("workers", checks), settings.bind_host, settings.workers_port,
+                                     shutdown)
+            task_status.started(urls)
+        outer.cancel_scope.cancel()  # consumers are done: the DLQ producer flushes and ends

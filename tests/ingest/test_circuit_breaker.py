@@ -12,7 +12,7 @@ from trio.testing import wait_all_tasks_blocked
 from ingest import circuit_breaker as rules
 from ingest.api_client import ResilientApiClient
 from ingest.breaker_actor import CircuitBreakerActor
-from ingest.retry_policy import TransientFailure
+from shared.retry_policy import TransientFailure
 from shared.domain import Outcome
 from shared.errors import BadGateway, CircuitOpen, GatewayTimeout, NotFound
 from shared.settings import Settings

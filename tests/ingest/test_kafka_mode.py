@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from ingest.envelope import event_id_for
+from shared.envelope import event_id_for
 from shared.settings import Settings
 from tests.ingest.conftest import read_records, record_count
 from tests.webhook_requests import dispute_webhook, encode, order_webhook, signed_headers

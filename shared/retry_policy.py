@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import tenacity
 
-from shared.errors import BadGateway, GatewayTimeout
+from shared.errors import BadGateway, GatewayTimeout, Unavailable
 from shared.settings import Settings
 
 
@@ -47,3 +47,17 @@ def retrying(settings: Settings, rng: random.Random | None = None) -> tenacity.A
         retry=tenacity.retry_if_exception_type(TransientFailure),
         reraise=True,
     )
+
+
+async def patiently(function, *args, wait: JitteredBackoff, on_retry=None):  # noqa: ANN001, ANN201
+    """``await function(*args)``, retried with ``wait`` for as long as it raises ``Unavailable``.
+
+    For work that must not be skipped or dead-lettered because a dependency is down;
+    the caller's cancel scope is the only way out.
+    """
+    async for attempt in tenacity.AsyncRetrying(
+        wait=wait, retry=tenacity.retry_if_exception_type(Unavailable), reraise=True, before_sleep=on_retry,
+    ):
+        with attempt:
+            return await function(*args)
+    raise AssertionError("unreachable")  # pragma: no cover

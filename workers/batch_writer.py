@@ -1,0 +1,97 @@
+"""Applying a partition's batch to the shards, patiently.
+
+The batch is split by the users' shards and each part is applied in one
+transaction (``apply_batch``), the parts concurrently: a user lives on one shard,
+so each user's events stay in order. A shard that is down is retried in place with
+capped exponential backoff and jitter, for as long as it takes — events are never
+dead-lettered or skipped because a dependency is down. A part with a not-found
+event is rolled back and retried whole a few times (the order may be created a
+moment later) before the not-found outcome stands.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import tenacity
+import trio
+
+from shared.database import Database
+from shared.domain import Outcome
+from shared.errors import DatabaseUnavailable
+from shared.logs import get_logger
+from shared.messages import Update
+from shared.repository import NotFoundYet, apply_batch
+from shared.retry_policy import JitteredBackoff, patiently
+from shared.shard_routing import home_shard, refine_not_found
+from workers.metrics import RETRIES
+
+log = get_logger(__name__)
+BATCH_DEADLINE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    not_found_retries: int = 3
+    not_found_delay_seconds: float = 0.2
+    backoff_base_seconds: float = 0.1
+    backoff_max_seconds: float = 5.0
+
+
+class ShardedBatchWriter:
+    def __init__(self, database: Database, topic: str, config: WriterConfig = WriterConfig(),
+                 rng: random.Random | None = None) -> None:
+        self._database = database
+        self._topic = topic
+        self._config = config
+        self._backoff = JitteredBackoff(config.backoff_base_seconds, config.backoff_max_seconds,
+                                        rng=rng or random.Random())
+
+    async def apply(self, updates: list[Update]) -> tuple[list[Outcome], list[int]]:
+        """One outcome per update, and how many attempts each took."""
+        outcomes: list[Outcome] = [Outcome.APPLIED] * len(updates)
+        attempts = [1] * len(updates)
+        parts: dict[int, list[int]] = {}
+        for index, update in enumerate(updates):
+            parts.setdefault(home_shard(self._database, update), []).append(index)
+
+        async def apply_part(shard: int, indices: list[int]) -> None:
+            part_outcomes, tries = await self._apply_part(shard, [updates[i] for i in indices])
+            for index, outcome in zip(indices, part_outcomes, strict=True):
+                outcomes[index], attempts[index] = outcome, tries
+
+        async with trio.open_nursery() as nursery:
+            for shard, indices in parts.items():
+                nursery.start_soon(apply_part, shard, indices)
+        for index, outcome in enumerate(outcomes):
+            if outcome is Outcome.NOT_FOUND:
+                outcomes[index] = await self._patiently(refine_not_found, self._database, updates[index])
+        return outcomes, attempts
+
+    async def _apply_part(self, shard: int, updates: list[Update]) -> tuple[list[Outcome], int]:
+        holds = 0
+        while True:
+            hold = holds < self._config.not_found_retries
+            try:
+                return await self._patiently(self._run, shard, updates, hold), holds + 1
+            except NotFoundYet:
+                holds += 1
+                await trio.sleep(self._config.not_found_delay_seconds)
+
+    async def _run(self, shard: int, updates: list[Update], hold: bool) -> list[Outcome]:
+        try:
+            with trio.fail_after(BATCH_DEADLINE_SECONDS):
+                return await self._database.run(shard, apply_batch, updates, hold)
+        except trio.TooSlowError:
+            raise DatabaseUnavailable("the shard did not answer in time") from None
+
+    async def _patiently(self, function, *args):  # noqa: ANN001, ANN202
+        return await patiently(function, *args, wait=self._backoff, on_retry=self.note_retry)
+
+    def note_retry(self, state: tenacity.RetryCallState) -> None:
+        """Count and log a retry (also used for dead-letter sends)."""
+        RETRIES.labels(self._topic).inc()
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("dependency down; retrying in place", topic=self._topic, attempt=state.attempt_number,
+                    error=str(error))
