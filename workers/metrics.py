@@ -12,3 +12,4 @@ END_TO_END = Histogram("worker_end_to_end_seconds", "From ingest's received_at t
                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 RETRIES = Counter("worker_transient_retries_total", "Batches retried because a dependency was down", ["topic"])
 RESTARTS = Counter("worker_consumer_restarts_total", "Topic consumers restarted after a crash", ["topic"])
+ASSIGNED = Gauge("worker_assigned_partitions", "Partitions this process owns, by topic", ["topic"])

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from shared.logs import get_logger
 from workers.batch_writer import ShardedBatchWriter
-from workers.metrics import CONSUMER_LAG
+from workers.metrics import ASSIGNED, CONSUMER_LAG
 from workers.offset_tracker import OffsetTracker
 from workers.partition_actor import PartitionActor
 from workers.records import DeadLetter, Record
@@ -185,6 +185,7 @@ class TopicConsumer:
             actor = PartitionActor(self._topic, number, self._schema, receive, part.tracker, self._writer,
                                    self._send_dead_letter, max_batch=self._config.max_batch)
             self._actors.start_soon(self._run_actor, part, actor)
+        ASSIGNED.labels(self._topic).set(len(self._partitions))
         log.info("partitions assigned", topic=self._topic, partitions=numbers)
 
     async def _run_actor(self, part: _Partition, actor: PartitionActor) -> None:
@@ -206,6 +207,7 @@ class TopicConsumer:
         for part in parts:
             part.scope.cancel()  # past the deadline: unfinished offsets stay uncommitted
             await part.finished.wait()
+        ASSIGNED.labels(self._topic).set(len(self._partitions))
         if parts:
             log.info("partitions revoked", topic=self._topic, partitions=[p.number for p in parts])
         return [TopicPartition(self._topic, p.number, pos) for p in parts
