@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from shared.errors import BrokerUnavailable
 
@@ -60,3 +60,30 @@ def create_topics(admin: AdminClient, names: list[str], partitions: int, timeout
 def ping_broker(admin: AdminClient, timeout_seconds: float = 1.5) -> None:
     """Raise ``BrokerUnavailable`` unless the broker answers a metadata request."""
     describe_topics(admin, [], timeout_seconds)
+
+
+def scale_topics(admin: AdminClient, names: list[str], partitions: int, timeout_seconds: float = 10.0) -> dict[str, str]:
+    """Raise each topic's partition count to ``partitions`` (Kafka's CreatePartitions, KIP-195).
+
+    Users keep their shard (sharding ignores partitions); a user's new records may go
+    to another partition than its old ones, so scale while the old ones are drained.
+    """
+    current = {state.name: state.partitions for state in describe_topics(admin, names)}
+    wanted = [NewPartitions(name, partitions) for name in names if current.get(name, partitions) < partitions]
+    outcome = {name: f"already {current[name]} partitions" for name in names if current.get(name, 0) >= partitions}
+    if not wanted:
+        return outcome
+    futures = admin.create_partitions(wanted, operation_timeout=timeout_seconds, request_timeout=timeout_seconds)
+    for name, future in futures.items():
+        try:
+            future.result()
+            outcome[name] = f"scaled to {partitions} partitions"
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() in (KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE,
+                                KafkaError.INVALID_REQUEST, KafkaError.UNKNOWN):
+                raise BrokerUnavailable(
+                    f"the broker cannot add partitions to {name} ({error.str()}); tansu, the embedded broker, "
+                    "lacks CreatePartitions: create topics with their final TOPIC_PARTITIONS instead") from exc
+            raise BrokerUnavailable(f"cannot scale {name}: {error.str()}") from exc
+    return outcome

@@ -3,7 +3,8 @@
     webhooks dev [--mode kafka|http|grpc] [--shards N]   the whole system, foreground
     webhooks deps [--shards N]                           only the embedded dependencies
     webhooks migrate                                     SQL migrations on every shard
-    webhooks topics create|describe                      the Kafka topics of SPEC §6
+    webhooks topics create|describe|scale --partitions N the Kafka topics of SPEC §6
+    webhooks dlq list|replay [--reason R] [--limit N]    dead letters
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
 """
 
@@ -21,7 +22,7 @@ from shared.errors import WebhookError
 from shared.migrations import migrate_dsn
 from shared.service import load_settings
 from shared.settings import MODES
-from shared.topics import ALL_TOPICS, admin_client, create_topics, describe_topics
+from shared.topics import ALL_TOPICS, admin_client, create_topics, describe_topics, scale_topics
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,8 +38,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply SQL migrations to every shard in $DATABASE_URLS")
 
-    topics = commands.add_parser("topics", help="Kafka topics: create | describe")
-    topics.add_argument("action", choices=("create", "describe"))
+    topics = commands.add_parser("topics", help="Kafka topics: create | describe | scale --partitions N")
+    topics.add_argument("action", choices=("create", "describe", "scale"))
+    topics.add_argument("--partitions", type=int, help="scale: the new partition count of every topic")
+
+    dlq = commands.add_parser("dlq", help="dead letters: list | replay")
+    dlq.add_argument("action", choices=("list", "replay"))
+    dlq.add_argument("--reason", help="only this dlq.reason (schema, not_found, invalid_transition, user_mismatch)")
+    dlq.add_argument("--limit", type=int, help="at most this many records")
 
     bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
     bench.add_argument("scenarios", nargs="*", default=["ingest", "api-writes"], choices=["ingest", "api-writes"])
@@ -83,6 +90,12 @@ def cmd_topics(args: argparse.Namespace) -> int:
     settings = load_settings()
     admin = admin_client(settings.kafka_bootstrap_servers)
     names = [settings.topic(name) for name in ALL_TOPICS]
+    if args.action == "scale":
+        if not args.partitions:
+            print("webhooks topics scale: --partitions N is required", file=sys.stderr)
+            return 2
+        for name, outcome in scale_topics(admin, names, args.partitions).items():
+            print(f"{name}: {outcome}")
     if args.action == "create":
         for name, outcome in create_topics(admin, names, settings.topic_partitions).items():
             print(f"{name}: {outcome}")
@@ -98,7 +111,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return trio.run(run_bench, args.scenarios, args.vus, args.duration)
 
 
-COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench}
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from webhooks.dlq import describe, read_letters, replay
+
+    settings = load_settings()
+    letters = list(read_letters(settings, args.reason, args.limit))
+    if args.action == "list":
+        for letter in letters:
+            print(describe(letter))
+        print(f"{len(letters)} dead letters")
+    else:
+        print(f"replayed {replay(settings, letters)} dead letters to their original topics")
+    return 0
+
+
+COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench, "dlq": cmd_dlq}
 
 
 if __name__ == "__main__":  # pragma: no cover
