@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--limit", type=int, help="at most this many records")
 
     bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
-    bench.add_argument("scenarios", nargs="*", default=["ingest", "api-writes"], choices=["ingest", "api-writes"])
+    bench.add_argument("scenarios", nargs="*", default=["ingest", "api-writes", "workers"],
+                       choices=["ingest", "api-writes", "workers"])
     bench.add_argument("--duration", default="10s", help="k6 duration per variant (default 10s)")
     bench.add_argument("--vus", type=int, default=50, help="concurrent clients (default 50)")
     return parser

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from webhooks.bench import api_writes, ingest_modes
+from webhooks.bench import api_writes, ingest_modes, workers_drain
 from webhooks.procfile import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench"
@@ -39,5 +39,10 @@ async def run_bench(scenarios: list[str], vus: int, duration: str) -> int:
             rows = await ingest_modes.run(list(ingest_modes.TARGETS), 64, "5s", Path(tmp), progress)
             text = header + ingest_modes.table(rows, 64, "5s") + "\n"
             (RESULTS / "ingest.md").write_text(text)
+            print(text)
+        if "workers" in scenarios:
+            drains, latency = await workers_drain.run(Path(tmp), progress)
+            text = header + workers_drain.table(drains, latency) + "\n"
+            (RESULTS / "workers.md").write_text(text)
             print(text)
     return 0
