@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 import asyncpg
 import trio
 import trio_asyncio
 
 from api.app import create_app
+from api.grpc_server import serve_grpc
 from api.shard_writer import ShardWriter
 from api.updates import UpdateApplier
 from shared.database import Database, open_database
@@ -43,6 +45,7 @@ async def serve_api(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """HTTP always; gRPC too in grpc mode. The writers outlive both servers' draining."""
     async with open_database(loop, settings.database_urls) as database, trio.open_nursery() as actors:
         await create_partitions(database)
         writers = None
@@ -51,7 +54,13 @@ async def serve_api(
                        for shard in range(database.shard_count)]
             for writer in writers:
                 await actors.start(writer.run)
-        app = create_app(settings, database, UpdateApplier(database, writers))
-        await serve_http(app, settings.bind_host, settings.api_port, shutdown,
-                         grace_seconds=settings.shutdown_grace_seconds, task_status=task_status)
+        applier = UpdateApplier(database, writers)
+        async with trio.open_nursery() as servers:
+            if settings.webhook_mode == "grpc":
+                port = await servers.start(serve_grpc, settings, loop, applier, shutdown)
+                log.info("grpc listening", port=port)
+            app = create_app(settings, database, applier)
+            urls = await servers.start(partial(serve_http, grace_seconds=settings.shutdown_grace_seconds),
+                                       app, settings.bind_host, settings.api_port, shutdown)
+            task_status.started(urls)
         actors.cancel_scope.cancel()

@@ -15,17 +15,18 @@ import httpx
 import trio
 import trio_asyncio
 
-from ingest.api_client import HttpApiClient, ResilientApiClient
+from ingest.api_client import ApiClient, HttpApiClient, ResilientApiClient
 from ingest.app import create_app
 from ingest.breaker_actor import CircuitBreakerActor
 from ingest.circuit_breaker import BreakerConfig
+from ingest.grpc_client import GrpcApiClient
 from ingest.processors import KafkaProcessor, Processor, SyncProcessor
 from shared.broker_probe import broker_check
 from shared.errors import BrokerUnavailable, GatewayTimeout, WebhookError
 from shared.http_server import serve_http
 from shared.kafka_producer import KafkaProducer
 from shared.probes import Check
-from shared.settings import ConfigError, Settings
+from shared.settings import Settings
 
 REQUIRED = ("webhook_secrets",)
 DELIVERY_TIMEOUT_SECONDS = 5.0
@@ -46,12 +47,22 @@ def sync_deadline_seconds(settings: Settings) -> float:
     return settings.api_retry_attempts * settings.api_timeout_seconds + backoff + 1
 
 
+def open_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop, nursery: trio.Nursery):  # noqa: ANN201
+    if settings.webhook_mode == "kafka":
+        return open_kafka_mode(settings, nursery)
+    return open_sync_mode(settings, loop, nursery)
+
+
 @asynccontextmanager
 async def open_kafka_mode(settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Mode]:
     producer = KafkaProducer(settings.kafka_bootstrap_servers, delivery_timeout_seconds=DELIVERY_TIMEOUT_SECONDS)
     await nursery.start(producer.run)
     yield Mode(KafkaProcessor(producer, settings), {"broker": broker_check(settings.kafka_bootstrap_servers)},
                DELIVERY_TIMEOUT_SECONDS + 1, lambda: BrokerUnavailable("the broker did not acknowledge in time"))
+
+
+async def _grpc_client(settings: Settings, loop: trio_asyncio.TrioEventLoop) -> GrpcApiClient:
+    return GrpcApiClient(settings, loop)  # made on the asyncio side: the channel binds to its loop
 
 
 def _api_check(base_url: str) -> Check:
@@ -63,14 +74,21 @@ def _api_check(base_url: str) -> Check:
 
 
 @asynccontextmanager
-async def open_sync_mode(settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Mode]:
+async def open_sync_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop,
+                         nursery: trio.Nursery) -> AsyncIterator[Mode]:
     breaker = CircuitBreakerActor(BreakerConfig(settings.breaker_failure_threshold,
                                                 settings.breaker_reset_timeout_seconds))
     await nursery.start(breaker.run)
-    inner = HttpApiClient(settings, encoding=settings.api_encoding)
+    inner: ApiClient
+    if settings.webhook_mode == "grpc":
+        inner = await loop.run_aio_coroutine(_grpc_client(settings, loop))
+        check = inner.ping
+    else:
+        inner = HttpApiClient(settings, encoding=settings.api_encoding)
+        check = _api_check(settings.api_base_url)
     client = ResilientApiClient(inner, breaker, settings)
     try:
-        yield Mode(SyncProcessor(client), {"api": _api_check(settings.api_base_url)},
+        yield Mode(SyncProcessor(client), {"api": check},
                    sync_deadline_seconds(settings), lambda: GatewayTimeout("the api did not answer in time"))
     finally:
         with trio.CancelScope(shield=True):
@@ -84,11 +102,7 @@ async def serve_ingest(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    if settings.webhook_mode == "grpc":
-        raise ConfigError("WEBHOOK_MODE=grpc is not available yet (the gRPC client is a later issue); "
-                          "use kafka or http")
-    open_mode = open_kafka_mode if settings.webhook_mode == "kafka" else open_sync_mode
-    async with trio.open_nursery() as nursery, open_mode(settings, nursery) as mode:
+    async with trio.open_nursery() as nursery, open_mode(settings, loop, nursery) as mode:
         app = create_app(settings, mode.processor, mode.checks, deadline_seconds=mode.deadline_seconds,
                          deadline_error=mode.deadline_error)
         await serve_http(app, settings.bind_host, settings.ingest_port, shutdown,

@@ -86,7 +86,7 @@ def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> Inva
         missing = _MISSING.search(message)
         field = path[1] if path else (missing[1] if missing else "")
         detail = _PATH.sub("", message)
-        return InvalidInput(f"invalid field: {detail}", errors=[{"field": field or "$", "message": detail}])
+        return InvalidInput(f"invalid field '{field or '$'}': {detail}", errors=[{"field": field or "$", "message": detail}])
     return InvalidInput("body is not valid JSON", errors=[{"field": "$", "message": message}])
 
 

@@ -12,10 +12,13 @@ from tests.processes import running_service
 from webhooks.embedded import free_port
 
 
-@pytest.mark.parametrize("name", ["api", "ingest", "workers"])
+@pytest.mark.parametrize("name", ["api", "ingest", "workers", "api-grpc"])
 async def test_ready_then_sigterm_exits_zero(name: str, service_env: dict[str, str]) -> None:
+    env = service_env
+    if name == "api-grpc":  # the api serves UpdatesService too, and stops it on SIGTERM
+        name, env = "api", {**service_env, "WEBHOOK_MODE": "grpc", "API_GRPC_PORT": str(free_port())}
     with trio.fail_after(60):
-        async with running_service(name, service_env) as service:
+        async with running_service(name, env) as service:
             async with httpx.AsyncClient(base_url=service.url) as client:
                 assert (await client.get("/healthz")).json() == {"status": "alive"}
                 ready = (await client.get("/readyz")).json()

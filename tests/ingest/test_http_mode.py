@@ -1,4 +1,4 @@
-"""HTTP sync mode against a real api process that goes away and comes back mid-stream."""
+"""Sync modes (http, grpc) against a real api process that goes away and comes back mid-stream."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import trio
 import trio_asyncio
 
@@ -22,16 +23,18 @@ USERS = [f"usr_{i}" for i in range(20)]
 
 
 @asynccontextmanager
-async def api_process(env: dict[str, str], port: int) -> AsyncIterator[None]:
-    async with open_child([sys.executable, "-m", "api"], env={**env, "API_PORT": str(port)}) as process:
+async def api_process(env: dict[str, str], port: int, grpc_port: int, mode: str) -> AsyncIterator[None]:
+    env = {**env, "API_PORT": str(port), "API_GRPC_PORT": str(grpc_port), "WEBHOOK_MODE": mode}
+    async with open_child([sys.executable, "-m", "api"], env=env) as process:
         await wait_ready(f"http://127.0.0.1:{port}/readyz", process)
         yield
 
 
 @asynccontextmanager
-async def http_ingest(settings: Settings, api_port: int) -> AsyncIterator[httpx.AsyncClient]:
+async def sync_ingest(settings: Settings, api_port: int, grpc_port: int, mode: str) -> AsyncIterator[httpx.AsyncClient]:
     resilient = settings.replace(
-        webhook_mode="http", ingest_port=0, api_base_url=f"http://127.0.0.1:{api_port}", api_timeout_seconds=2,
+        webhook_mode=mode, ingest_port=0, api_base_url=f"http://127.0.0.1:{api_port}",
+        api_grpc_target=f"127.0.0.1:{grpc_port}", api_timeout_seconds=2,
         api_retry_attempts=2, api_retry_base_delay_seconds=0.05, breaker_failure_threshold=3,
         breaker_reset_timeout_seconds=1)
     shutdown = trio.Event()
@@ -50,13 +53,15 @@ async def post_order_webhook(client: httpx.AsyncClient, user: str, status: str, 
     return payload["provider_event_id"], response.status_code
 
 
-async def test_api_outage_gives_502_then_fast_503_then_recovers(settings: Settings, service_env: dict[str, str]) -> None:
-    port = free_port()
+@pytest.mark.parametrize("mode", ["http", "grpc"])
+async def test_api_outage_gives_502_then_fast_503_then_recovers(settings: Settings, service_env: dict[str, str],
+                                                                mode: str) -> None:
+    port, grpc_port = free_port(), free_port()
     accepted: dict[str, str] = {}  # provider_event_id -> order id, for every 202
     statuses: list[int] = []
     with trio.fail_after(90):
-        async with http_ingest(settings, port) as ingest:
-            async with api_process(service_env, port):
+        async with sync_ingest(settings, port, grpc_port, mode) as ingest:
+            async with api_process(service_env, port, grpc_port, mode):
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
                                              headers={"Authorization": f"Bearer {TEST_API_TOKEN}"}) as api:
                     for user in USERS:
@@ -76,7 +81,7 @@ async def test_api_outage_gives_502_then_fast_503_then_recovers(settings: Settin
             open_answer = await ingest.post("/webhooks/payments/orders", content=body, headers=signed_headers(body))
             assert open_answer.status_code == 503 and int(open_answer.headers["retry-after"]) >= 1
             assert trio.current_time() - started < 0.5  # fails fast, no call made
-            async with api_process(service_env, port):
+            async with api_process(service_env, port, grpc_port, mode):
                 seq = 100
                 while True:  # the breaker lets a trial through once the reset timeout passed
                     seq += 1

@@ -35,7 +35,7 @@ from webhooks.embedded import free_port, open_embedded_broker, open_embedded_pos
 SECRET = b"bench-secret-0123456789abcdef"
 WHSEC = "whsec_" + base64.b64encode(SECRET).decode()
 TOKEN = "bench-internal-token"
-TARGETS = ("bare-asgi", "kafka", "http-json", "http-protobuf")
+TARGETS = ("bare-asgi", "kafka", "http-json", "http-protobuf", "grpc")
 ROUNDS = 3
 
 
@@ -84,14 +84,15 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
                 env = {**common, "WEBHOOK_MODE": "kafka", "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix}
                 await stack.enter_async_context(service(["-m", "ingest"], env, port))
             else:
-                mode, encoding = name.split("-")
-                api_port = free_port()
+                mode, _, encoding = name.partition("-")
+                api_port, grpc_port = free_port(), free_port()
                 shards = await seeded_shards(loop, pg_port, f"ingest{index}")
                 await stack.enter_async_context(service(["-m", "api"], {
-                    "API_PORT": str(api_port), "DATABASE_URLS": ",".join(shards), "INTERNAL_TOKEN": TOKEN,
+                    "API_PORT": str(api_port), "API_GRPC_PORT": str(grpc_port), "WEBHOOK_MODE": mode,
+                    "DATABASE_URLS": ",".join(shards), "INTERNAL_TOKEN": TOKEN,
                     "API_TOKENS": "bench-public-token"}, api_port))
-                env = {**common, "WEBHOOK_MODE": mode, "API_ENCODING": encoding,
-                       "API_BASE_URL": f"http://127.0.0.1:{api_port}"}
+                env = {**common, "WEBHOOK_MODE": mode, "API_ENCODING": encoding or "json",
+                       "API_BASE_URL": f"http://127.0.0.1:{api_port}", "API_GRPC_TARGET": f"127.0.0.1:{grpc_port}"}
                 await stack.enter_async_context(service(["-m", "ingest"], env, port))
             urls[name] = f"http://127.0.0.1:{port}/webhooks/payments/orders"
         yield urls

@@ -1,0 +1,81 @@
+"""Ingest's gRPC client of the api: the same ``ApiClient`` interface as HTTP.
+
+grpcio's asyncio channel lives on the process's trio-asyncio loop; each call crosses
+once. Status codes are read back with the same meaning as the HTTP statuses:
+ALREADY_EXISTS is a duplicate, NOT_FOUND / FAILED_PRECONDITION / INVALID_ARGUMENT are
+answers about the event, UNAVAILABLE and DEADLINE_EXCEEDED are transient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import trio_asyncio
+from google.protobuf.message import Message
+
+from shared.domain import Outcome
+from shared.errors import BadGateway, GatewayTimeout, InvalidInput, InvalidTransition, NotFound, WebhookError
+from shared.messages import DisputeUpdate, OrderUpdate, Update
+from shared.proto import updates_pb2_grpc
+from shared.protobuf_codec import to_protobuf
+from shared.retry_policy import TransientFailure
+from shared.settings import Settings
+
+_REJECTIONS: dict[grpc.StatusCode, type[WebhookError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: InvalidTransition,  # 422 either way (user mismatch too)
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+}
+# Reconnect within 2 s of the api coming back (gRPC's default backoff grows to 120 s);
+# the circuit breaker, not the channel, decides how hard a failing api is tried.
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 2000), ("grpc.enable_retries", 0)]
+_TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
+              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
+
+
+class GrpcApiClient:
+    def __init__(self, settings: Settings, loop: trio_asyncio.TrioEventLoop) -> None:
+        self._loop = loop
+        self._timeout = settings.api_timeout_seconds
+        token = settings.internal_token.reveal() if settings.internal_token else ""
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._channel = grpc.aio.insecure_channel(settings.api_grpc_target, options=CHANNEL_OPTIONS)
+        self._stub = updates_pb2_grpc.UpdatesServiceStub(self._channel)
+
+    async def send_order_update(self, update: OrderUpdate) -> Outcome:
+        return await self._send(self._stub.SendOrderUpdate, update)
+
+    async def send_dispute_update(self, update: DisputeUpdate) -> Outcome:
+        return await self._send(self._stub.SendDisputeUpdate, update)
+
+    async def ping(self) -> None:
+        """Readiness: the channel connects within 2 s."""
+        await self._loop.run_aio_coroutine(asyncio.wait_for(self._channel.channel_ready(), 2.0))
+
+    async def aclose(self) -> None:
+        await self._loop.run_aio_coroutine(self._channel.close())
+
+    async def _send(self, method, update: Update) -> Outcome:  # noqa: ANN001 - a grpc unary-unary callable
+        try:
+            result: Message = await self._loop.run_aio_coroutine(self._call(method, to_protobuf(update), update))
+        except grpc.aio.AioRpcError as error:
+            return self._outcome(error)
+        return Outcome(result.outcome)
+
+    async def _call(self, method, message: Message, update: Update) -> Message:  # noqa: ANN001
+        metadata = (*self._metadata, ("x-correlation-id", update.correlation_id))
+        return await method(message, timeout=self._timeout, metadata=metadata)
+
+    def _outcome(self, error: grpc.aio.AioRpcError) -> Outcome:
+        code, detail = error.code(), error.details() or ""
+        if code is grpc.StatusCode.ALREADY_EXISTS:
+            return Outcome.DUPLICATE
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise TransientFailure(GatewayTimeout(f"the api did not answer in time: {detail}"))
+        if code in _TRANSIENT:
+            raise TransientFailure(BadGateway(f"the api is unreachable or failing ({code.name}): {detail}"))
+        if code in _REJECTIONS:
+            raise _REJECTIONS[code](detail)
+        raise BadGateway(f"unexpected answer from the api: {code.name} {detail}")
