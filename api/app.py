@@ -22,6 +22,7 @@ from shared.problems import problem_body, problem_for
 from shared.proto import updates_pb2
 from shared.settings import Settings
 from shared.sharding import shard_for
+from shared.tracing import trace_id
 
 log = get_logger(__name__)
 PROTOBUF = "application/x-protobuf"
@@ -93,6 +94,8 @@ def _register_internal(app: QuartTrio, settings: Settings, applier: UpdateApplie
         update = await _body_as(schema)
         with trio.move_on_after(REQUEST_DEADLINE_SECONDS):
             outcome = await applier.apply(update)
+            log.debug("update applied", correlation_id=update.correlation_id, outcome=outcome.value,
+                      event_id=update.event_id, trace_id=trace_id(request.headers.get("traceparent")))
             if request.mimetype == PROTOBUF:
                 result = updates_pb2.UpdateResult(outcome=outcome.value).SerializeToString()
                 return Response(result, content_type=PROTOBUF)

@@ -22,6 +22,7 @@ from shared.messages import DisputeUpdate, OrderUpdate, Update
 from shared.proto import updates_pb2, updates_pb2_grpc
 from shared.protobuf_codec import from_protobuf
 from shared.settings import Settings
+from shared.tracing import trace_id
 
 log = get_logger(__name__)
 
@@ -44,6 +45,9 @@ class UpdatesServicer(updates_pb2_grpc.UpdatesServiceServicer):
             self._authenticate(context)
             update = from_protobuf(request, schema)
             outcome = await self._loop.trio_as_future(self._applier.apply, update)
+            metadata = dict(context.invocation_metadata() or ())
+            log.debug("update applied", correlation_id=update.correlation_id, outcome=outcome.value,
+                      event_id=update.event_id, trace_id=trace_id(metadata.get("traceparent")), transport="grpc")
             return updates_pb2.UpdateResult(outcome=outcome.value)
         except WebhookError as error:
             await context.abort(grpc.StatusCode[mapping_for(error).grpc_status], error.detail)

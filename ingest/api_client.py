@@ -33,6 +33,7 @@ from shared.errors import (
 from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
 from shared.proto import updates_pb2
 from shared.settings import Settings
+from shared.tracing import current_traceparent
 
 U = TypeVar("U", OrderUpdate, DisputeUpdate)
 
@@ -75,6 +76,8 @@ class HttpApiClient:
     async def _send(self, path: str, update: Update) -> Outcome:
         body = to_protobuf(update).SerializeToString() if self._protobuf else encode_json(update)
         headers = {"X-Correlation-ID": update.correlation_id}
+        if traceparent := current_traceparent.get():
+            headers["traceparent"] = traceparent
         try:
             response = await self._http.post(path, content=body, headers=headers)
         except httpx.TimeoutException as exc:

@@ -21,6 +21,7 @@ from shared.proto import updates_pb2_grpc
 from shared.protobuf_codec import to_protobuf
 from shared.retry_policy import TransientFailure
 from shared.settings import Settings
+from shared.tracing import current_traceparent
 
 _REJECTIONS: dict[grpc.StatusCode, type[WebhookError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -58,15 +59,15 @@ class GrpcApiClient:
         await self._loop.run_aio_coroutine(self._channel.close())
 
     async def _send(self, method, update: Update) -> Outcome:  # noqa: ANN001 - a grpc unary-unary callable
+        metadata = (*self._metadata, ("x-correlation-id", update.correlation_id))
+        if traceparent := current_traceparent.get():
+            metadata = (*metadata, ("traceparent", traceparent))
         try:
-            result: Message = await self._loop.run_aio_coroutine(self._call(method, to_protobuf(update), update))
+            result: Message = await self._loop.run_aio_coroutine(
+                method(to_protobuf(update), timeout=self._timeout, metadata=metadata))
         except grpc.aio.AioRpcError as error:
             return self._outcome(error)
         return Outcome(result.outcome)
-
-    async def _call(self, method, message: Message, update: Update) -> Message:  # noqa: ANN001
-        metadata = (*self._metadata, ("x-correlation-id", update.correlation_id))
-        return await method(message, timeout=self._timeout, metadata=metadata)
 
     def _outcome(self, error: grpc.aio.AioRpcError) -> Outcome:
         code, detail = error.code(), error.details() or ""

@@ -17,12 +17,12 @@ from typing import Any
 import trio
 
 from shared.envelope import TraceContext
-from ingest.metrics import LATENCY, REQUESTS
 from ingest.processors import Processor, RequestContext
 from ingest.signatures import verify
 from shared.errors import InvalidInput, WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeWebhook, OrderWebhook, decode_json, encode_json
+from shared.tracing import current_traceparent
 from shared.problems import CONTENT_TYPE as PROBLEM, problem_body, problem_for
 
 log = get_logger(__name__)
@@ -54,15 +54,12 @@ class WebhookEndpoint:
         if schema is None:
             await self._fallback(scope, receive, send)
             return
-        started = time.perf_counter()
         headers = dict(scope["headers"])
         correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         status, body, extra = await self._respond(scope, receive, schema, headers, correlation_id)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"x-correlation-id", correlation_id.encode("latin-1")), *extra]})
         await send({"type": "http.response.body", "body": body})
-        REQUESTS.labels(scope["path"], str(status)).inc()
-        LATENCY.labels(scope["path"]).observe(time.perf_counter() - started)
 
     async def _respond(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], schema: type,
                        headers: dict[bytes, bytes], correlation_id: str) -> tuple[int, bytes, list]:
@@ -73,6 +70,9 @@ class WebhookEndpoint:
             webhook = decode_json(body, schema)
             context = RequestContext(dt.datetime.now(dt.UTC), correlation_id,
                                      TraceContext.from_header(_text(headers, b"traceparent")))
+            current_traceparent.set(context.trace.traceparent)
+            log.debug("webhook accepted for processing", correlation_id=correlation_id,
+                      trace_id=context.trace.trace_id, provider_event_id=webhook.provider_event_id)
             with trio.move_on_after(self._deadline):
                 accepted = await self._processor.process(webhook, context)
                 return accepted.status, encode_json(accepted.body), [(b"content-type", b"application/json")]

@@ -10,6 +10,7 @@ grace period is over), the server is cancelled: only real in-flight work is wait
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,12 +19,14 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypercorn.typing import Framework
 
+from shared.http_metrics import LATENCY, REQUESTS, route_of
+
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class RequestTracker:
-    """ASGI middleware: how many HTTP requests have not finished their response."""
+    """ASGI middleware: how many HTTP requests have not finished their response; and their metrics."""
 
     def __init__(self, app: Framework) -> None:
         self.app = app
@@ -37,9 +40,13 @@ class RequestTracker:
             return
         self._started()
         finished = False
+        status = 500
+        started = time.perf_counter()
 
         async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal finished
+            nonlocal finished, status
+            if message["type"] == "http.response.start":
+                status = message["status"]
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False) and not finished:
                 finished = True
@@ -50,6 +57,9 @@ class RequestTracker:
         finally:
             if not finished:
                 self._finished()
+            route = route_of(scope.get("path", ""))
+            REQUESTS.labels(route, str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - started)
 
     def _started(self) -> None:
         self.in_flight += 1

@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import trio
+from prometheus_client import Histogram
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shared.errors import BrokerUnavailable
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+DELIVERY_SECONDS = Histogram("kafka_delivery_seconds", "From produce() to the broker's acknowledgement", ["topic"],
+                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 POLL_INTERVAL_SECONDS = 0.001
 FLUSH_DEADLINE_SECONDS = 5.0
 
@@ -59,7 +62,9 @@ class KafkaProducer:
             raise BrokerUnavailable(f"cannot enqueue the record: {exc}") from exc
         self._in_flight += 1
         self._wakeup.set()
+        started = trio.current_time()
         await delivery.done.wait()
+        DELIVERY_SECONDS.labels(topic if delivery.error is None else "failed").observe(trio.current_time() - started)
         if delivery.error is not None:
             raise BrokerUnavailable(f"broker did not acknowledge the record: {delivery.error.str()}")
         return delivery.offset  # type: ignore[return-value]

@@ -21,6 +21,7 @@ from shared.domain import OUTCOME_ERRORS, Outcome
 from shared.envelope import Envelope
 from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
+from shared.tracing import trace_id
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, validation_error
 from workers.batch_writer import ShardedBatchWriter
 from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES
@@ -42,6 +43,10 @@ def decode_update(value: bytes | None, schema: type) -> Update:
     fields = {name: getattr(envelope.data, name) for name in envelope.data.__struct_fields__}
     return UPDATE_TYPES[schema](**fields, event_id=envelope.event_id, received_at=envelope.received_at,
                                 correlation_id=envelope.correlation_id)
+
+
+def _header(record: Record, name: str) -> str | None:
+    return next((value.decode(errors="replace") for key, value in record.headers if key == name), None)
 
 
 class PartitionActor:
@@ -94,6 +99,9 @@ class PartitionActor:
         reason = mapping_for(error_type(outcome.value)).dlq_reason if error_type else None
         if reason is None:  # applied, stale, duplicate: done
             END_TO_END.labels(self._topic).observe(max(0.0, (now - update.received_at).total_seconds()))
+            log.debug("event settled", topic=self._topic, partition=self._partition, offset=record.offset,
+                      outcome=outcome.value, correlation_id=update.correlation_id, event_id=update.event_id,
+                      trace_id=trace_id(_header(record, "traceparent")))
             return
         detail = f"{outcome.value}: event {update.provider_event_id} ({update.status})"
         await self._reject(record, reason, detail, tries, correlation_id=update.correlation_id)
