@@ -5,6 +5,7 @@
     webhooks migrate                                     SQL migrations on every shard
     webhooks topics create|describe|scale --partitions N the Kafka topics of SPEC §6
     webhooks dlq list|replay [--reason R] [--limit N]    dead letters
+    webhooks send-sample [--users N]                     sign and post a sample stream
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
 """
 
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=("list", "replay"))
     dlq.add_argument("--reason", help="only this dlq.reason (schema, not_found, invalid_transition, user_mismatch)")
     dlq.add_argument("--limit", type=int, help="at most this many records")
+
+    sample = commands.add_parser("send-sample", help="sign and post a sample stream to a running system")
+    sample.add_argument("--users", type=int, default=4)
+    sample.add_argument("--ingest-url", help="default: http://127.0.0.1:$INGEST_PORT")
 
     bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
     bench.add_argument("scenarios", nargs="*", default=["ingest", "api-writes", "workers"],
@@ -126,7 +131,19 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench, "dlq": cmd_dlq}
+def cmd_send_sample(args: argparse.Namespace) -> int:
+    from webhooks.sample import Sample, send_sample
+
+    settings = load_settings(("webhook_secrets", "api_tokens"))
+    ingest_url = args.ingest_url or f"http://127.0.0.1:{settings.ingest_port}"
+    sample = Sample(ingest_url, settings.api_base_url, settings.webhook_secrets[0], settings.api_tokens[0].reveal())
+    expected = send_sample(sample, args.users)
+    print(f"sent; expect: {', '.join(f'{key}={value}' for key, value in expected.items())}")
+    print(f"read back: curl -H 'Authorization: Bearer <API_TOKENS>' {settings.api_base_url}/orders/<order_id>")
+    return 0
+
+
+COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench, "dlq": cmd_dlq, "send-sample": cmd_send_sample}
 
 
 if __name__ == "__main__":  # pragma: no cover

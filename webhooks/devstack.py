@@ -144,8 +144,9 @@ class DevSupervisor:
 
 def banner(supervisor: DevSupervisor, specs: list[ProcessSpec], deps: Dependencies) -> str:
     env = supervisor.env
+    urls = {spec.name: supervisor.url(spec) for spec in specs}
     lines = [f"webhooks dev: ready (mode {env['WEBHOOK_MODE']})"]
-    lines += [f"  {spec.name:<8} {supervisor.url(spec)}" for spec in specs]
+    lines += [f"  {name:<8} {url}" for name, url in urls.items()]
     lines += [f"  shard{index}   {url}" for index, url in enumerate(deps.database_urls)]
     if deps.kafka_bootstrap_servers:
         lines.append(f"  kafka    {deps.kafka_bootstrap_servers}")
@@ -154,6 +155,9 @@ def banner(supervisor: DevSupervisor, specs: list[ProcessSpec], deps: Dependenci
         f"  WEBHOOK_SECRETS={env['WEBHOOK_SECRETS']}",
         f"  API_TOKENS={env['API_TOKENS']}",
         "  webhook endpoints: POST /webhooks/payments/orders, POST /webhooks/payments/disputes",
+        "Try it, from another shell:",
+        f"  WEBHOOK_SECRETS={env['WEBHOOK_SECRETS']} API_TOKENS={env['API_TOKENS']} "
+        f"INGEST_PORT={urls['ingest'].rsplit(':', 1)[1]} API_BASE_URL={urls['api']} .venv/bin/webhooks send-sample",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)

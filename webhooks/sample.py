@@ -1,0 +1,82 @@
+"""``webhooks send-sample``: a realistic little stream, signed and posted, so a newcomer sees it work.
+
+For each sample user: an order is created through the api, then its payment moves
+authorized → paid (the provider sends "paid" twice: a retry), and every other user
+gets a chargeback: opened → evidence_submitted → won.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from ingest.signatures import sign
+
+
+@dataclass(frozen=True)
+class Sample:
+    ingest_url: str
+    api_url: str
+    secret: bytes
+    api_token: str
+
+
+def expected_states(run: str, users: int) -> dict[str, str]:
+    """What the api should show once the stream is applied: id → status."""
+    states = {f"ord_{run}_{i}": "paid" for i in range(users)}
+    states.update({f"dsp_{run}_{i}": "won" for i in range(0, users, 2)})
+    return states
+
+
+def _webhooks(run: str, users: int) -> list[tuple[str, dict[str, object]]]:
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    stream: list[tuple[str, dict[str, object]]] = []
+    for i in range(users):
+        user, order = f"usr_{run}_{i}", f"ord_{run}_{i}"
+        common = {"order_id": order, "user_id": user, "amount": 4999, "currency": "EUR"}
+        stream.append(("orders", {**common, "provider_event_id": f"evt_{run}_{i}_a", "status": "authorized",
+                                  "occurred_at": (start + dt.timedelta(seconds=1)).isoformat()}))
+        paid = {**common, "provider_event_id": f"evt_{run}_{i}_p", "status": "paid",
+                "occurred_at": (start + dt.timedelta(seconds=2)).isoformat()}
+        stream += [("orders", paid), ("orders", paid)]  # the provider retries: same event, same event_id
+        if i % 2 == 0:
+            for step, status in enumerate(("opened", "evidence_submitted", "won"), start=3):
+                stream.append(("disputes", {**common, "dispute_id": f"dsp_{run}_{i}", "reason": "fraudulent",
+                                            "provider_event_id": f"evt_{run}_{i}_d{step}", "status": status,
+                                            "occurred_at": (start + dt.timedelta(seconds=step)).isoformat()}))
+    return stream
+
+
+def signed_post(client: httpx.Client, url: str, secret: bytes, payload: dict[str, object],
+                correlation_id: str | None = None) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
+    headers = {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
+               "webhook-signature": sign(secret, webhook_id, timestamp, body)}
+    if correlation_id:
+        headers["x-correlation-id"] = correlation_id
+    return client.post(url, content=body, headers=headers)
+
+
+def send_sample(sample: Sample, users: int = 4, run: str | None = None,
+                report: Callable[[str], None] = print) -> dict[str, str]:
+    """Post the stream; returns the states to expect (see ``expected_states``)."""
+    run = run or uuid.uuid4().hex[:6]
+    with httpx.Client(timeout=30) as client:
+        for i in range(users):
+            order = {"order_id": f"ord_{run}_{i}", "user_id": f"usr_{run}_{i}", "amount": 4999, "currency": "EUR"}
+            response = client.post(f"{sample.api_url}/orders", json=order,
+                                   headers={"Authorization": f"Bearer {sample.api_token}"})
+            report(f"POST /orders {order['order_id']} → {response.status_code}")
+            response.raise_for_status()
+        for kind, payload in _webhooks(run, users):
+            response = signed_post(client, f"{sample.ingest_url}/webhooks/payments/{kind}", sample.secret, payload)
+            report(f"POST /webhooks/payments/{kind} {payload['provider_event_id']} {payload['status']} → "
+                   f"{response.status_code} {response.text}")
+    return expected_states(run, users)
