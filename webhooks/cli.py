@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--ingest-url", help="default: http://127.0.0.1:$INGEST_PORT")
 
     bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
-    bench.add_argument("scenarios", nargs="*", default=["ingest", "api-writes", "workers"],
-                       choices=["ingest", "api-writes", "workers"])
+    bench.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                       help="ceilings, ingest, workers, api-writes (default: all of them)")
     bench.add_argument("--duration", default="10s", help="k6 duration per variant (default 10s)")
     bench.add_argument("--vus", type=int, default=50, help="concurrent clients (default 50)")
     return parser
@@ -112,9 +112,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from webhooks.bench.runner import run_bench
+    from webhooks.bench.runner import SCENARIOS, run_bench
 
-    return trio.run(run_bench, args.scenarios, args.vus, args.duration)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        print(f"webhooks bench: unknown scenario {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}",
+              file=sys.stderr)
+        return 2
+    return trio.run(run_bench, args.scenarios or list(SCENARIOS), args.vus, args.duration)
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:

@@ -7,7 +7,10 @@ are measured in alternating rounds, so machine noise hits them alike; the peak o
 each is the median of its rounds. Then each is offered 80 % of its peak at a
 constant arrival rate: the p99 there is what a provider sees on a busy day.
 
-The webhooks are signed in Python beforehand, so k6 (on the same 2 cores) only posts.
+The scenario is realistic: many users; per order authorized → paid in order, every 10th
+paid sent twice (a provider retry: 200 duplicate in the sync modes); every 5th user also a
+chargeback opened → won. The webhooks are signed in Python beforehand, so k6 (on the same
+2 cores) only posts.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import trio_asyncio
 from ingest.signatures import sign
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.bench.k6 import LoadResult, run_k6
-from webhooks.bench.stack import ORDERS, seeded_shards, service
+from webhooks.bench.stack import seeded_shards, service
 from webhooks.embedded import free_port, open_embedded_broker, open_embedded_postgres
 
 SECRET = b"bench-secret-0123456789abcdef"
@@ -37,6 +40,9 @@ WHSEC = "whsec_" + base64.b64encode(SECRET).decode()
 TOKEN = "bench-internal-token"
 TARGETS = ("bare-asgi", "kafka", "http-json", "http-protobuf", "grpc")
 ROUNDS = 3
+VUS = 64
+USERS_PER_VU = 60  # ≈ 150 requests a VU: more than a 5 s round at the peak needs
+SEEDED_ORDERS = (ROUNDS + 1) * VUS * USERS_PER_VU  # fresh orders for every run
 
 
 @dataclass(frozen=True)
@@ -50,20 +56,46 @@ class Row:
         return sorted(self.peaks, key=lambda r: r.ok_per_second)[len(self.peaks) // 2]
 
 
-def signed_requests(count: int, run_id: str) -> list[tuple[str, dict[str, str]]]:
-    """``count`` unique order webhooks for the seeded orders, signed now (valid for 5 minutes)."""
-    start, timestamp = dt.datetime(2026, 11, 1, tzinfo=dt.UTC), int(time.time())
-    requests = []
-    for index in range(count):
-        n = index % ORDERS
-        body = json.dumps({
-            "provider_event_id": f"{run_id}-{index}", "order_id": f"order-{n}", "user_id": f"user-{n}",
-            "status": "paid", "amount": 1000, "currency": "EUR",
-            "occurred_at": (start + dt.timedelta(milliseconds=index)).isoformat()})
-        webhook_id = f"msg_{run_id}_{index}"
-        requests.append((body, {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-                                "webhook-signature": sign(SECRET, webhook_id, timestamp, body.encode())}))
-    return requests
+def _signed(path: str, payload: dict[str, object], webhook_id: str, timestamp: int) -> list[object]:
+    body = json.dumps(payload)
+    return [body, {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
+                   "webhook-signature": sign(SECRET, webhook_id, timestamp, body.encode())}, path]
+
+
+def user_stream(run_id: str, user: int, timestamp: int) -> list[list[object]]:
+    """One user's webhooks, in order: authorized → paid (every 10th paid is sent twice: a provider
+    retry); every 5th user also gets a chargeback opened → won."""
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    common = {"order_id": f"order-{user}", "user_id": f"user-{user}", "amount": 1000, "currency": "EUR"}
+    stream = []
+    for step, status in enumerate(("authorized", "paid")):
+        payload = {**common, "provider_event_id": f"{run_id}-{user}-{status}", "status": status,
+                   "occurred_at": (start + dt.timedelta(seconds=step)).isoformat()}
+        stream.append(_signed("orders", payload, f"msg_{run_id}_{user}_{status}", timestamp))
+    if user % 10 == 0:
+        stream.append(stream[-1])  # the same event again, same id
+    if user % 5 == 0:
+        for step, status in enumerate(("opened", "won"), start=2):
+            payload = {**common, "dispute_id": f"dispute-{user}", "reason": "fraudulent", "status": status,
+                       "provider_event_id": f"{run_id}-{user}-d-{status}",
+                       "occurred_at": (start + dt.timedelta(seconds=step)).isoformat()}
+            stream.append(_signed("disputes", payload, f"msg_{run_id}_{user}_d_{status}", timestamp))
+    return stream
+
+
+def write_requests(directory: Path, name: str, first_user: int, slots: int, users_per_slot: int,
+                   run_id: str) -> dict[str, str]:
+    """The realistic scenario, signed now (valid for 5 minutes), as k6's BODIES_FILE and SLICES_FILE:
+    each VU gets whole users, so every order's sequence is sent in order by one VU."""
+    timestamp, requests, slices = int(time.time()), [], []
+    for slot in range(slots):
+        start = len(requests)
+        for user in range(first_user + slot * users_per_slot, first_user + (slot + 1) * users_per_slot):
+            requests += user_stream(run_id, user, timestamp)
+        slices.append([start, len(requests) - start])
+    (directory / f"{name}.json").write_text(json.dumps(requests))
+    (directory / f"{name}.slices.json").write_text(json.dumps(slices))
+    return {"BODIES_FILE": str(directory / f"{name}.json"), "SLICES_FILE": str(directory / f"{name}.slices.json")}
 
 
 @asynccontextmanager
@@ -86,7 +118,7 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
             else:
                 mode, _, encoding = name.partition("-")
                 api_port, grpc_port = free_port(), free_port()
-                shards = await seeded_shards(loop, pg_port, f"ingest{index}")
+                shards = await seeded_shards(loop, pg_port, f"ingest{index}", orders=SEEDED_ORDERS)
                 await stack.enter_async_context(service(["-m", "api"], {
                     "API_PORT": str(api_port), "API_GRPC_PORT": str(grpc_port), "WEBHOOK_MODE": mode,
                     "DATABASE_URLS": ",".join(shards), "INTERNAL_TOKEN": TOKEN,
@@ -94,14 +126,15 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
                 env = {**common, "WEBHOOK_MODE": mode, "API_ENCODING": encoding or "json",
                        "API_BASE_URL": f"http://127.0.0.1:{api_port}", "API_GRPC_TARGET": f"127.0.0.1:{grpc_port}"}
                 await stack.enter_async_context(service(["-m", "ingest"], env, port))
-            urls[name] = f"http://127.0.0.1:{port}/webhooks/payments/orders"
+            urls[name] = f"http://127.0.0.1:{port}/webhooks/payments"
         yield urls
 
 
-async def _load(url: str, requests_file: Path, vus: int, duration: str, rate: int = 0) -> LoadResult:
+async def _load(url: str, files: dict[str, str], vus: int, duration: str, rate: int = 0) -> LoadResult:
     return await run_k6("post_bodies.js", {
-        "URL": url, "BODIES_FILE": str(requests_file), "HEADERS": json.dumps({"content-type": "application/json"}),
-        "VUS": str(vus), "DURATION": duration, "RATE": str(rate), "OK_STATUS": "202"})
+        "URL": url, **files, "HEADERS": json.dumps({"content-type": "application/json"}),
+        "VUS": str(vus), "DURATION": duration, "RATE": str(rate),
+        "OK_STATUS": "200,202"})  # 200: a provider retry answered as duplicate (sync modes)
 
 
 async def run(targets: list[str], vus: int, duration: str, workdir: Path,
@@ -113,21 +146,22 @@ async def run(targets: list[str], vus: int, duration: str, workdir: Path,
         for round_ in range(ROUNDS):
             for name in targets:
                 progress(f"ingest: round {round_ + 1}/{ROUNDS}: {name}, {vus} VUs")
-                requests_file = workdir / f"{name}-{round_}.json"
-                requests_file.write_text(json.dumps(signed_requests(vus * 1_500, f"{name}-{round_}")))
-                peaks[name].append(await _load(urls[name], requests_file, vus, duration))
+                files = write_requests(workdir, f"{name}-{round_}", round_ * vus * USERS_PER_VU, vus, USERS_PER_VU,
+                                       f"{name}-{round_}")
+                peaks[name].append(await _load(urls[name], files, vus, duration))
         for name in targets:
             rate = max(1, int(statistics.median(r.ok_per_second for r in peaks[name]) * 0.8))
             progress(f"ingest: {name} at {rate}/s (80 % of its peak)")
-            requests_file = workdir / f"{name}-80.json"
-            requests_file.write_text(json.dumps(signed_requests(vus * 1_500, f"{name}-80")))
-            at_80[name] = await _load(urls[name], requests_file, vus, duration, rate)
+            # an arrival-rate run may use up to 4 × vus VUs: as many slices, each a quarter as long
+            files = write_requests(workdir, f"{name}-80", ROUNDS * vus * USERS_PER_VU, vus * 4, USERS_PER_VU // 4,
+                                   f"{name}-80")
+            at_80[name] = await _load(urls[name], files, vus, duration, rate)
     return [Row(name, peaks[name], at_80[name]) for name in targets]
 
 
 def table(rows: list[Row], vus: int, duration: str) -> str:
     ceiling = next((row.peak.ok_per_second for row in rows if row.target == "bare-asgi"), None)
-    lines = [f"Signed order webhooks into one ingest process (http modes: plus one api process and PostgreSQL). "
+    lines = [f"Signed webhooks (orders and disputes, in-order sequences, retries) into one ingest process (http modes: plus one api process and PostgreSQL). "
              f"Peak: median of {ROUNDS} alternating rounds of {duration} with {vus} k6 VUs; then {duration} at a "
              "constant 80 % of that peak.", "",
              "| target | webhooks/s (peak) | % of bare ASGI | p50 ms | p95 ms | p99 ms | p99 ms at 80 % | errors |",

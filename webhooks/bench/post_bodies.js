@@ -1,19 +1,22 @@
-// Posts pre-generated requests (unique per request): a JSON array of [body, headers] pairs,
-// body base64 when BINARY=1. Env: URL, BODIES_FILE, HEADERS (JSON, common to all), VUS, DURATION,
-// RATE (optional: constant arrivals/s instead of constant VUs), OK_STATUS (default 200), SUMMARY_FILE.
+// Posts pre-generated requests: a JSON array of [body, headers, path?] (path appended to URL),
+// body base64 when BINARY=1. Each VU posts its own contiguous slice, in order. Env: URL, BODIES_FILE, HEADERS (JSON, common to all), VUS, DURATION,
+// SLICES_FILE (optional), RATE (optional: constant arrivals/s instead of constant VUs),
+// OK_STATUS (comma list, default 200), SUMMARY_FILE.
 import http from 'k6/http';
 import encoding from 'k6/encoding';
 import { SharedArray } from 'k6/data';
 import { Counter } from 'k6/metrics';
 
 const requests = new SharedArray('requests', () => JSON.parse(open(__ENV.BODIES_FILE)));
+// Optional SLICES_FILE: [[start, length], ...], one per VU, so a VU's slice holds whole sequences.
+const slices = __ENV.SLICES_FILE ? JSON.parse(open(__ENV.SLICES_FILE)) : null;
 const binary = __ENV.BINARY === '1';
 const common = JSON.parse(__ENV.HEADERS || '{}');
 const vus = Number(__ENV.VUS);
 const rate = Number(__ENV.RATE || 0);
 const slots = rate > 0 ? vus * 4 : vus;
 const perVu = Math.floor(requests.length / slots);
-const okStatus = Number(__ENV.OK_STATUS || 200);
+const okStatuses = (__ENV.OK_STATUS || '200').split(',').map(Number);
 const ok = new Counter('ok');
 const failed = new Counter('failed');
 
@@ -27,10 +30,16 @@ export const options = {
 };
 
 export default function () {
-  const [body, headers] = requests[(__VU - 1) * perVu + (__ITER % perVu)];
+  let index = (__VU - 1) * perVu + (__ITER % perVu);
+  if (slices) {
+    const [start, length] = slices[(__VU - 1) % slices.length];
+    index = start + (__ITER % length);
+  }
+  const [body, headers, path] = requests[index];
   const payload = binary ? encoding.b64decode(body) : body;
-  const response = http.post(__ENV.URL, payload, { headers: Object.assign({}, common, headers) });
-  (response.status === okStatus ? ok : failed).add(1);
+  const url = path ? `${__ENV.URL}/${path}` : __ENV.URL;
+  const response = http.post(url, payload, { headers: Object.assign({}, common, headers) });
+  (okStatuses.includes(response.status) ? ok : failed).add(1);
 }
 
 export function handleSummary(data) {

@@ -21,10 +21,10 @@ ORDERS = 1_000  # order-{i} belongs to user-{i}
 SHARDS = 2
 
 
-async def _seed_orders(url: str, shard: int) -> None:
+async def _seed_orders(url: str, shard: int, orders: int) -> None:
     conn = await asyncpg.connect(url)
     try:
-        rows = [(f"order-{i}", f"user-{i}") for i in range(ORDERS) if shard_for(f"user-{i}", SHARDS) == shard]
+        rows = [(f"order-{i}", f"user-{i}") for i in range(orders) if shard_for(f"user-{i}", SHARDS) == shard]
         await conn.executemany(
             "INSERT INTO orders (order_id, user_id, status, amount, currency) VALUES ($1, $2, 'created', 1000, 'EUR')",
             rows)
@@ -32,14 +32,14 @@ async def _seed_orders(url: str, shard: int) -> None:
         await conn.close()
 
 
-async def seeded_shards(loop: trio_asyncio.TrioEventLoop, pg_port: int, tag: str) -> list[str]:
-    """Fresh, migrated shard databases holding ORDERS orders in status ``created``."""
+async def seeded_shards(loop: trio_asyncio.TrioEventLoop, pg_port: int, tag: str, orders: int = ORDERS) -> list[str]:
+    """Fresh, migrated shard databases holding ``orders`` orders (order-i of user-i) in status ``created``."""
     names = [f"bench_{tag}_{shard}" for shard in range(SHARDS)]
     await create_databases(pg_port, names)
     urls = [dsn(pg_port, name) for name in names]
     for shard, url in enumerate(urls):
         await loop.run_aio_coroutine(migrate_dsn(url, dt.date.today()))
-        await loop.run_aio_coroutine(_seed_orders(url, shard))
+        await loop.run_aio_coroutine(_seed_orders(url, shard, orders))
     return urls
 
 
