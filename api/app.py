@@ -17,6 +17,7 @@ from shared.database import Database
 from shared.errors import DatabaseUnavailable, InvalidInput, NotFound, WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update, decode_json, encode_json
+from shared.openapi import api_document
 from shared.probes import probes_blueprint
 from shared.problems import problem_body, problem_for
 from shared.proto import updates_pb2
@@ -112,6 +113,10 @@ def _register_internal(app: QuartTrio, settings: Settings, applier: UpdateApplie
 
 
 def _register_public(app: QuartTrio, settings: Settings, database: Database) -> None:
+    @app.get("/openapi.json")
+    async def openapi() -> Response:
+        return json_response(api_document())
+
     @app.before_request
     async def authenticate() -> None:
         if request.path.startswith(("/orders", "/disputes")):

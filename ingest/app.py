@@ -10,8 +10,10 @@ from quart_trio import QuartTrio
 from ingest.processors import Processor
 from ingest.webhook_endpoint import WebhookEndpoint
 from shared.errors import WebhookError
+from shared.openapi import ingest_document
 from shared.messages import DisputeWebhook, OrderWebhook, encode_json, json_schema
 from shared.probes import Check, probes_blueprint
+from shared.problems import problem_body
 from shared.settings import Settings
 
 SCHEMAS = {"order-webhook.json": OrderWebhook, "dispute-webhook.json": DisputeWebhook}
@@ -22,10 +24,14 @@ def create_app(settings: Settings, processor: Processor, checks: Mapping[str, Ch
     app = QuartTrio(__name__)
     app.register_blueprint(probes_blueprint(checks))
 
+    @app.get("/openapi.json")
+    async def openapi() -> Response:
+        return Response(encode_json(ingest_document()), content_type="application/json")
+
     @app.get("/schemas/<name>")
     async def schema(name: str) -> Response:
         if name not in SCHEMAS:
-            return Response(b'{"title":"Not found","status":404}', status=404,
+            return Response(problem_body(404, "Not found", f"no schema named {name}"), status=404,
                             content_type="application/problem+json")
         return Response(encode_json(json_schema(SCHEMAS[name])), content_type="application/schema+json")
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import httpx
 import trio
 
 from webhooks.child_process import ChildProcess, open_child
@@ -51,3 +55,28 @@ class Output:
     async def wait_for(self, needle: str) -> None:
         while needle not in self.text:
             await self._changed.wait()
+
+
+@contextmanager
+def sync_service(name: str, env: Mapping[str, str], deadline_seconds: float = 30.0) -> Iterator[str]:
+    """``python -m <name>`` for a synchronous (module-scoped) fixture; yields its base URL once ready."""
+    port = free_port()
+    full_env = {**os.environ, **env, PORT_VARIABLE[name]: str(port)}
+    url = f"http://127.0.0.1:{port}"
+    with subprocess.Popen([sys.executable, "-m", name], env=full_env, stdout=subprocess.DEVNULL) as process:
+        try:
+            deadline = time.monotonic() + deadline_seconds
+            while not _ready(url):
+                assert time.monotonic() < deadline and process.poll() is None, f"{name} did not become ready"
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/readyz").status_code == 200
+    except httpx.TransportError:
+        return False

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -16,33 +12,15 @@ from hypothesis import strategies as st
 
 from tests.api.conftest import INTERNAL
 from tests.conftest import TEST_API_TOKEN, TEST_INTERNAL_TOKEN, Deps, new_database
-from webhooks.embedded import free_port
+from tests.processes import sync_service
 
 
 @pytest.fixture(scope="module")
 def api_process(deps: Deps, template_database: str) -> Iterator[httpx.Client]:
-    port = free_port()
-    env = {**os.environ, "API_PORT": str(port), "INTERNAL_TOKEN": TEST_INTERNAL_TOKEN, "API_TOKENS": TEST_API_TOKEN,
+    env = {"INTERNAL_TOKEN": TEST_INTERNAL_TOKEN, "API_TOKENS": TEST_API_TOKEN,
            "DATABASE_URLS": ",".join(new_database(deps, template_database) for _ in range(2))}
-    with subprocess.Popen([sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL) as process:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        try:
-            deadline = time.monotonic() + 30
-            while not _ready(client):
-                assert time.monotonic() < deadline and process.poll() is None, "api did not become ready"
-                time.sleep(0.1)
-            yield client
-        finally:
-            client.close()
-            process.terminate()
-            process.wait(timeout=15)
-
-
-def _ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
+    with sync_service("api", env) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
 
 
 json_values = st.recursive(

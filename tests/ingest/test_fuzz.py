@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +16,7 @@ from shared.topics import ALL_TOPICS, admin_client, create_topics
 from tests.conftest import TEST_WEBHOOK_SECRET, Deps
 from tests.ingest.conftest import record_count
 from tests.webhook_requests import TEST_SECRET, order_webhook, signed_headers
-from webhooks.embedded import free_port
+from tests.processes import sync_service
 
 PARTITIONS = 2
 
@@ -28,30 +25,12 @@ PARTITIONS = 2
 def ingest_process(deps: Deps) -> Iterator[tuple[httpx.Client, str]]:
     prefix = f"fuzz{uuid.uuid4().hex[:6]}."
     create_topics(admin_client(deps.kafka_bootstrap_servers), [prefix + t for t in ALL_TOPICS], PARTITIONS)
-    port = free_port()
-    env = {**os.environ, "INGEST_PORT": str(port), "WEBHOOK_SECRETS": TEST_WEBHOOK_SECRET, "TOPIC_PREFIX": prefix,
+    env = {"WEBHOOK_SECRETS": TEST_WEBHOOK_SECRET, "TOPIC_PREFIX": prefix,
            "KAFKA_BOOTSTRAP_SERVERS": deps.kafka_bootstrap_servers, "WEBHOOK_MODE": "kafka"}
-    with subprocess.Popen([sys.executable, "-m", "ingest"], env=env, stdout=subprocess.DEVNULL) as process:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        try:
-            deadline = time.monotonic() + 30
-            while not _ready(client):
-                assert time.monotonic() < deadline and process.poll() is None, "ingest did not become ready"
-                time.sleep(0.1)
-            yield client, prefix
-            for topic in ("orders.webhooks", "disputes.webhooks"):  # after every example: still nothing
-                assert record_count(deps.kafka_bootstrap_servers, prefix + topic, PARTITIONS) == 0
-        finally:
-            client.close()
-            process.terminate()
-            process.wait(timeout=15)
-
-
-def _ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
+    with sync_service("ingest", env) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client, prefix
+        for topic in ("orders.webhooks", "disputes.webhooks"):  # after every example: still nothing
+            assert record_count(deps.kafka_bootstrap_servers, prefix + topic, PARTITIONS) == 0
 
 
 json_values = st.recursive(
