@@ -91,8 +91,14 @@ class Event(Protocol):
 E = TypeVar("E", bound=Event)
 
 
-def _stale(state: EntityState, event: Event) -> bool:
-    return state.last_event_at is not None and event.occurred_at < state.last_event_at
+def _advance(transitions: Mapping[str, frozenset[str]], state: EntityState,
+             event: Event) -> tuple[Outcome, EntityState]:
+    """An event of the right user on a known entity: stale, not allowed, or applied."""
+    if state.last_event_at is not None and event.occurred_at < state.last_event_at:
+        return Outcome.STALE, state
+    if not is_allowed(transitions, state.status, event.status):
+        return Outcome.INVALID_TRANSITION, state
+    return Outcome.APPLIED, replace(state, status=event.status, last_event_at=event.occurred_at)
 
 
 def decide_order(state: EntityState | None, event: Event) -> tuple[Outcome, EntityState | None]:
@@ -101,11 +107,7 @@ def decide_order(state: EntityState | None, event: Event) -> tuple[Outcome, Enti
         return Outcome.NOT_FOUND, None
     if event.user_id != state.user_id:
         return Outcome.USER_MISMATCH, state
-    if _stale(state, event):
-        return Outcome.STALE, state
-    if not is_allowed(ORDER_TRANSITIONS, state.status, event.status):
-        return Outcome.INVALID_TRANSITION, state
-    return Outcome.APPLIED, replace(state, status=event.status, last_event_at=event.occurred_at)
+    return _advance(ORDER_TRANSITIONS, state, event)
 
 
 class DisputeEvent(Event, Protocol):
@@ -131,11 +133,7 @@ def decide_dispute(
                                             event.order_id)
     if event.user_id != state.user_id or event.order_id != state.order_id:
         return Outcome.USER_MISMATCH, state
-    if _stale(state, event):
-        return Outcome.STALE, state
-    if not is_allowed(DISPUTE_TRANSITIONS, state.status, event.status):
-        return Outcome.INVALID_TRANSITION, state
-    return Outcome.APPLIED, replace(state, status=event.status, last_event_at=event.occurred_at)
+    return _advance(DISPUTE_TRANSITIONS, state, event)
 
 
 @dataclass(frozen=True)
