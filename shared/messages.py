@@ -15,12 +15,17 @@ import msgspec
 
 from shared.errors import InvalidInput
 
-ProviderEventId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: such a value would pass
+# the rules and then fail at the database (a 500, or a poison record for the workers). Ids hold no
+# control characters at all; free text may hold tabs and newlines.
+_ID_CHARS = r"^[^\x00-\x1f\x7f\ud800-\udfff]*$"
+_TEXT_CHARS = r"^[^\x00\ud800-\udfff]*$"
+ProviderEventId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ID_CHARS)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_CHARS)]
 Amount = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1, description="minor units (cents)")]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone")]
-Reason = Annotated[str, msgspec.Meta(max_length=255)]
+Reason = Annotated[str, msgspec.Meta(max_length=255, pattern=_TEXT_CHARS)]
 OrderStatus = Literal["pending", "authorized", "paid", "failed", "canceled", "refunded"]
 DisputeStatus = Literal["opened", "evidence_required", "evidence_submitted", "won", "lost"]
 
@@ -51,8 +56,8 @@ class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: Timestamp
 
 
-EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-CorrelationId = Annotated[str, msgspec.Meta(max_length=128)]
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_CHARS)]
+CorrelationId = Annotated[str, msgspec.Meta(max_length=128, pattern=_ID_CHARS)]
 
 
 class OrderUpdate(OrderWebhook, frozen=True, kw_only=True):
@@ -85,7 +90,9 @@ def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> Inva
         path = _PATH.search(message)
         missing = _MISSING.search(message)
         field = path[1] if path else (missing[1] if missing else "")
-        detail = _PATH.sub("", message)
+        detail = _PATH.sub("", message).replace(f"Expected `str` matching regex {_ID_CHARS!r}",
+                                                "must not contain control characters")
+        detail = detail.replace(f"Expected `str` matching regex {_TEXT_CHARS!r}", "must not contain NUL characters")
         return InvalidInput(f"invalid field '{field or '$'}': {detail}", errors=[{"field": field or "$", "message": detail}])
     return InvalidInput("body is not valid JSON", errors=[{"field": "$", "message": message}])
 

@@ -33,6 +33,9 @@ async def test_create_order_is_idempotent_with_a_key(client: httpx.AsyncClient) 
     assert other_order.status_code == 409 and "another order" in other_order.json()["detail"]
     bad = await client.post("/orders", json={**body, "amount": -1})
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "amount"
+    nul = await client.post("/orders", json={**body, "order_id": "a\u0000b"})  # PostgreSQL text cannot hold it
+    assert nul.status_code == 400
+    assert nul.json()["errors"] == [{"field": "order_id", "message": "must not contain control characters"}]
 
 
 async def test_reads_need_a_token_and_say_not_found(client: httpx.AsyncClient, api_url: str) -> None:
