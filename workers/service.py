@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 
 import trio
@@ -31,6 +32,7 @@ from workers.topic_consumer import ConsumerConfig, TopicConsumer
 
 REQUIRED = ("database_urls",)
 RESTART_WINDOW_SECONDS = 60.0
+RESTART_DELAY_SECONDS = 1.0
 SCHEMAS = {ORDERS: OrderWebhook, DISPUTES: DisputeWebhook}
 log = get_logger(__name__)
 
@@ -49,17 +51,26 @@ def dead_letter_sender(producer: KafkaProducer, writer: ShardedBatchWriter):  # 
     return send
 
 
-async def supervise_topic(settings: Settings, topic: str, schema: type, database: Database,
-                          producer: KafkaProducer, stop: trio.Event,
-                          *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the topic's consumer; restart it (from the committed offsets) when it crashes."""
+def topic_consumer_factory(settings: Settings, topic: str, schema: type, database: Database,
+                           producer: KafkaProducer) -> Callable[[], TopicConsumer]:
     config = ConsumerConfig(settings.kafka_bootstrap_servers, settings.kafka_session_timeout_seconds,
                             settings.worker_mailbox_size, settings.worker_max_batch)
+
+    def new_consumer() -> TopicConsumer:
+        writer = ShardedBatchWriter(database, topic)
+        return TopicConsumer(topic, schema, config, writer, dead_letter_sender(producer, writer))
+
+    return new_consumer
+
+
+async def supervise_topic(new_consumer: Callable[[], TopicConsumer], topic: str, max_restarts: int,
+                          stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the topic's consumer; restart a crashed one (a new consumer resumes from the committed
+    offsets); more than ``max_restarts`` within ``RESTART_WINDOW_SECONDS`` ends the process."""
     restarts: deque[float] = deque()
     task_status.started()
     while not stop.is_set():
-        writer = ShardedBatchWriter(database, topic)
-        consumer = TopicConsumer(topic, schema, config, writer, dead_letter_sender(producer, writer))
+        consumer = new_consumer()
         try:
             await consumer.run(stop)
             return
@@ -71,11 +82,12 @@ async def supervise_topic(settings: Settings, topic: str, schema: type, database
             RESTARTS.labels(topic).inc()
             log.exception("consumer crashed; restarting from the committed offsets", topic=topic,
                           restarts_in_window=len(restarts), error=repr(exc))
-            if len(restarts) > settings.worker_max_restarts:
-                log.error("too many restarts; exiting", topic=topic, limit=settings.worker_max_restarts,
+            if len(restarts) > max_restarts:
+                log.error("too many restarts; exiting", topic=topic, limit=max_restarts,
                           window_seconds=RESTART_WINDOW_SECONDS)
-                raise TooManyRestarts(f"{topic}: more than {settings.worker_max_restarts} restarts in "
+                raise TooManyRestarts(f"{topic}: more than {max_restarts} restarts in "
                                       f"{RESTART_WINDOW_SECONDS:.0f} s") from exc
+            await trio.sleep(RESTART_DELAY_SECONDS)  # a crash loop must not spin
 
 
 async def serve_workers(
@@ -90,8 +102,9 @@ async def serve_workers(
         await outer.start(producer.run)
         async with trio.open_nursery() as inner:
             for logical, schema in SCHEMAS.items():
-                await inner.start(supervise_topic, settings, settings.topic(logical), schema, database, producer,
-                                  shutdown)
+                topic = settings.topic(logical)
+                await inner.start(supervise_topic, topic_consumer_factory(settings, topic, schema, database, producer),
+                                  topic, settings.worker_max_restarts, shutdown)
             checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers)}
             checks.update({f"shard{i}": partial(database.ping, i) for i in range(database.shard_count)})
             urls = await inner.start(partial(serve_http, grace_seconds=settings.shutdown_grace_seconds),
