@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import asyncpg
 import tenacity
 import trio
 
@@ -29,6 +30,7 @@ from workers.metrics import RETRIES
 
 log = get_logger(__name__)
 BATCH_DEADLINE_SECONDS = 30.0
+REFUSED = "refused"  # PostgreSQL refused the event's data: it passed our schema but not the database's
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,9 @@ class ShardedBatchWriter:
         self._backoff = JitteredBackoff(config.backoff_base_seconds, config.backoff_max_seconds,
                                         rng=rng or random.Random())
 
-    async def apply(self, updates: list[Update]) -> tuple[list[Outcome], list[int]]:
-        """One outcome per update, and how many attempts each took."""
-        outcomes: list[Outcome] = [Outcome.APPLIED] * len(updates)
+    async def apply(self, updates: list[Update]) -> tuple[list[Outcome | str], list[int]]:
+        """One outcome (or ``REFUSED``) per update, and how many attempts each took."""
+        outcomes: list[Outcome | str] = [Outcome.APPLIED] * len(updates)
         attempts = [1] * len(updates)
         parts: dict[int, list[int]] = {}
         for index, update in enumerate(updates):
@@ -69,7 +71,25 @@ class ShardedBatchWriter:
                 outcomes[index] = await self._patiently(refine_not_found, self._database, updates[index])
         return outcomes, attempts
 
-    async def _apply_part(self, shard: int, updates: list[Update]) -> tuple[list[Outcome], int]:
+    async def _apply_part(self, shard: int, updates: list[Update]) -> tuple[list[Outcome | str], int]:
+        """The part in one transaction; if the database refuses some event's data, every event of
+        the part on its own, in order, so that one refused event cannot hold the others back."""
+        try:
+            return await self._apply_together(shard, updates)
+        except asyncpg.DataError as error:
+            if len(updates) == 1:
+                log.warning("the database refused an event", shard=shard, error=str(error),
+                            correlation_id=updates[0].correlation_id)
+                return [REFUSED], 1
+        outcomes: list[Outcome | str] = []
+        tries = 1
+        for update in updates:
+            (outcome,), attempts = await self._apply_part(shard, [update])
+            outcomes.append(outcome)
+            tries = max(tries, attempts)
+        return outcomes, tries
+
+    async def _apply_together(self, shard: int, updates: list[Update]) -> tuple[list[Outcome], int]:
         holds = 0
         while True:
             hold = holds < self._config.not_found_retries

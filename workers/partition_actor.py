@@ -23,7 +23,7 @@ from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
 from shared.tracing import trace_id
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, validation_error
-from workers.batch_writer import ShardedBatchWriter
+from workers.batch_writer import REFUSED, ShardedBatchWriter
 from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES
 from workers.offset_tracker import OffsetTracker
 from workers.records import DeadLetter, Record, dead_letter
@@ -89,7 +89,11 @@ class PartitionActor:
             outcomes, attempts = await self._writer.apply([update for _, update in decoded])
             now = dt.datetime.now(dt.UTC)
             for (record, update), outcome, tries in zip(decoded, outcomes, attempts, strict=True):
-                OUTCOMES.labels(self._topic, outcome.value).inc()
+                OUTCOMES.labels(self._topic, str(outcome)).inc()
+                if outcome == REFUSED:
+                    await self._reject(record, "schema", "the database refused the event's data", tries,
+                                       correlation_id=update.correlation_id)
+                    continue
                 await self._settle(record, update, outcome, tries, now)
         for record in batch:
             self._tracker.done(record.offset)
