@@ -9,41 +9,37 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from api.internal_endpoint import InternalUpdatesEndpoint
 from api.orders_store import NewOrder, create_order, get_dispute, get_order
 from api.updates import UpdateApplier
-from shared.protobuf_codec import decode_protobuf
 from shared.auth import check_bearer
 from shared.database import Database
-from shared.errors import DatabaseUnavailable, InvalidInput, NotFound, WebhookError
+from shared.errors import InvalidInput, NotFound, WebhookError
 from shared.logs import get_logger
-from shared.messages import DisputeUpdate, OrderUpdate, Update, decode_json, encode_json
+from shared.messages import decode_json, encode_json
 from shared.openapi import api_document
 from shared.probes import probes_blueprint
 from shared.problems import problem_body, problem_for
-from shared.proto import updates_pb2
 from shared.settings import Settings
 from shared.sharding import shard_for
-from shared.tracing import trace_id
 
 log = get_logger(__name__)
-PROTOBUF = "application/x-protobuf"
 MAX_BODY_BYTES = 64 * 1024
-REQUEST_DEADLINE_SECONDS = 15.0
 
 
 def json_response(value: Any, status: int = 200) -> Response:
     return Response(encode_json(value), status=status, content_type="application/json")
 
 
-def create_app(settings: Settings, database: Database, applier: UpdateApplier) -> QuartTrio:
+def create_app(settings: Settings, database: Database, applier: UpdateApplier) -> InternalUpdatesEndpoint:
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     checks = {f"shard{index}": _ping(database, index) for index in range(database.shard_count)}
     app.register_blueprint(probes_blueprint(checks))
     _register_errors(app)
-    _register_internal(app, settings, applier)
     _register_public(app, settings, database)
-    return app
+    token = settings.internal_token.reveal() if settings.internal_token else ""
+    return InternalUpdatesEndpoint(applier, token, app)
 
 
 def _ping(database: Database, index: int) -> Any:
@@ -72,44 +68,9 @@ def _register_errors(app: QuartTrio) -> None:
                         content_type="application/problem+json")
 
 
-async def _body_as(schema: type[Update]) -> Update:
-    content_type = (request.mimetype or "").lower()
-    body = await request.get_data(cache=False)
-    if content_type == PROTOBUF:
-        return decode_protobuf(body, schema)
-    if content_type == "application/json":
-        return decode_json(body, schema)
-    raise _UnsupportedMediaType()
-
-
 class _UnsupportedMediaType(HTTPException):
     code = 415
-    description = "Content-Type must be application/json or application/x-protobuf"
-
-
-def _register_internal(app: QuartTrio, settings: Settings, applier: UpdateApplier) -> None:
-    tokens = (settings.internal_token,) if settings.internal_token else ()
-
-    async def handle(schema: type[Update]) -> Response:
-        check_bearer(request.headers.get("Authorization"), tokens)
-        update = await _body_as(schema)
-        with trio.move_on_after(REQUEST_DEADLINE_SECONDS):
-            outcome = await applier.apply(update)
-            log.debug("update applied", correlation_id=update.correlation_id, outcome=outcome.value,
-                      event_id=update.event_id, trace_id=trace_id(request.headers.get("traceparent")))
-            if request.mimetype == PROTOBUF:
-                result = updates_pb2.UpdateResult(outcome=outcome.value).SerializeToString()
-                return Response(result, content_type=PROTOBUF)
-            return json_response({"outcome": outcome.value, "event_id": update.event_id})
-        raise DatabaseUnavailable("the update was not applied in time")
-
-    @app.post("/internal/updates/orders")
-    async def order_update() -> Response:
-        return await handle(OrderUpdate)
-
-    @app.post("/internal/updates/disputes")
-    async def dispute_update() -> Response:
-        return await handle(DisputeUpdate)
+    description = "Content-Type must be application/json"
 
 
 def _register_public(app: QuartTrio, settings: Settings, database: Database) -> None:

@@ -19,7 +19,8 @@ import trio
 from shared.envelope import TraceContext
 from ingest.processors import Processor, RequestContext
 from ingest.signatures import verify
-from shared.errors import InvalidInput, WebhookError
+from shared.asgi_body import Reject, read_body, respond
+from shared.errors import WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeWebhook, OrderWebhook, decode_json, encode_json
 from shared.tracing import current_traceparent
@@ -27,14 +28,7 @@ from shared.problems import CONTENT_TYPE as PROBLEM, problem_body, problem_for
 
 log = get_logger(__name__)
 ROUTES: dict[str, type] = {"/webhooks/payments/orders": OrderWebhook, "/webhooks/payments/disputes": DisputeWebhook}
-MAX_BODY_BYTES = 64 * 1024
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
-
-
-class _Reject(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
 
 
 class WebhookEndpoint:
@@ -57,14 +51,12 @@ class WebhookEndpoint:
         headers = dict(scope["headers"])
         correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         status, body, extra = await self._respond(scope, receive, schema, headers, correlation_id)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"x-correlation-id", correlation_id.encode("latin-1")), *extra]})
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, status, body, [(b"x-correlation-id", correlation_id.encode("latin-1")), *extra])
 
     async def _respond(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], schema: type,
                        headers: dict[bytes, bytes], correlation_id: str) -> tuple[int, bytes, list]:
         try:
-            body = await self._read(scope, receive, headers)
+            body = await read_body(scope, receive, headers, (b"application/json",))
             verify(self._secrets, _text(headers, b"webhook-id"), _text(headers, b"webhook-timestamp"),
                    _text(headers, b"webhook-signature"), body, self._clock())
             webhook = decode_json(body, schema)
@@ -77,7 +69,7 @@ class WebhookEndpoint:
                 accepted = await self._processor.process(webhook, context)
                 return accepted.status, encode_json(accepted.body), [(b"content-type", b"application/json")]
             raise self._deadline_error()
-        except _Reject as reject:
+        except Reject as reject:
             return reject.status, problem_body(reject.status, reject.title, reject.detail), [(b"content-type", PROBLEM.encode())]
         except WebhookError as error:
             body, status, extra = problem_for(error)
@@ -86,29 +78,6 @@ class WebhookEndpoint:
             log.exception("unexpected error in webhook endpoint", path=scope["path"])
             return 500, problem_body(500, "Internal error", "unexpected error; it was logged"), [
                 (b"content-type", PROBLEM.encode())]
-
-    async def _read(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]],
-                    headers: dict[bytes, bytes]) -> bytes:
-        if scope["method"] != "POST":
-            raise _Reject(405, "Method not allowed", "use POST")
-        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media_type != b"application/json":
-            raise _Reject(415, "Unsupported media type", "Content-Type must be application/json")
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            raise _Reject(413, "Payload too large", f"the body is over {MAX_BODY_BYTES} bytes")
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise InvalidInput("the client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _Reject(413, "Payload too large", f"the body is over {MAX_BODY_BYTES} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
 
 def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
