@@ -7,10 +7,6 @@ are measured in alternating rounds, so machine noise hits them alike; the peak o
 each is the median of its rounds. Then each is offered 80 % of its peak at a
 constant arrival rate: the p99 there is what a provider sees on a busy day.
 
-On a machine with 2+ cores the services under test are pinned to core 0 and everything else —
-k6, the broker, PostgreSQL — to the other cores, so the figures are the server's own rather than
-its fight with the load generator for the same core.
-
 The scenario is realistic: many users; per order authorized → paid in order, every 10th
 paid sent twice (a provider retry: 200 duplicate in the sync modes); every 5th user also a
 chargeback opened → won. The webhooks are signed in Python beforehand, so k6 (on the same
@@ -22,7 +18,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import statistics
 import time
 import uuid
@@ -31,7 +26,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import trio
 import trio_asyncio
 
@@ -136,29 +130,11 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
         yield urls
 
 
-SERVER_CPUS = [0]
-OTHER_CPUS = list(range(1, os.cpu_count() or 1))
-
-
-def pin_processes() -> None:
-    """Services on core 0, every other child (broker, PostgreSQL) elsewhere; no-op on one core."""
-    if not OTHER_CPUS:
-        return
-    for child in psutil.Process().children(recursive=True):
-        try:
-            command = " ".join(child.cmdline())
-            is_service = " -m " in f" {command} " and "tansu" not in command
-            child.cpu_affinity(SERVER_CPUS if is_service else OTHER_CPUS)
-        except psutil.NoSuchProcess:
-            pass
-
-
 async def _load(url: str, files: dict[str, str], vus: int, duration: str, rate: int = 0) -> LoadResult:
     return await run_k6("post_bodies.js", {
         "URL": url, **files, "HEADERS": json.dumps({"content-type": "application/json"}),
         "VUS": str(vus), "DURATION": duration, "RATE": str(rate),
-        "OK_STATUS": "200,202"},  # 200: a provider retry answered as duplicate (sync modes)
-        cpus=OTHER_CPUS or None)
+        "OK_STATUS": "200,202"})  # 200: a provider retry answered as duplicate (sync modes)
 
 
 async def run(targets: list[str], vus: int, duration: str, workdir: Path,
@@ -167,7 +143,6 @@ async def run(targets: list[str], vus: int, duration: str, workdir: Path,
     at_80: dict[str, LoadResult] = {}
     async with open_embedded_postgres() as pg_port, open_embedded_broker() as bootstrap, \
             trio_asyncio.open_loop() as loop, _targets(targets, loop, pg_port, bootstrap) as urls:
-        pin_processes()
         for round_ in range(ROUNDS):
             for name in targets:
                 progress(f"ingest: round {round_ + 1}/{ROUNDS}: {name}, {vus} VUs")
@@ -186,8 +161,7 @@ async def run(targets: list[str], vus: int, duration: str, workdir: Path,
 
 def table(rows: list[Row], vus: int, duration: str) -> str:
     ceiling = next((row.peak.ok_per_second for row in rows if row.target == "bare-asgi"), None)
-    lines = [f"Signed webhooks (orders and disputes, in-order sequences, retries) into one ingest process pinned to "
-             f"core 0 (k6, broker, PostgreSQL on the other cores) (http modes: plus one api process and PostgreSQL). "
+    lines = [f"Signed webhooks (orders and disputes, in-order sequences, retries) into one ingest process (http modes: plus one api process and PostgreSQL). "
              f"Peak: median of {ROUNDS} alternating rounds of {duration} with {vus} k6 VUs; then {duration} at a "
              "constant 80 % of that peak.", "",
              "| target | webhooks/s (peak) | % of bare ASGI | p50 ms | p95 ms | p99 ms | p99 ms at 80 % | errors |",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,13 +35,11 @@ def k6_binary() -> str:
     return str(candidate)
 
 
-async def run_k6(script: str, env: dict[str, str], cpus: list[int] | None = None) -> LoadResult:
-    """Run ``script``; ``cpus`` pins k6 to those cores (so it does not compete with the server)."""
-    pin = ["taskset", "-c", ",".join(map(str, cpus))] if cpus and shutil.which("taskset") else []
+async def run_k6(script: str, env: dict[str, str]) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="k6-") as tmp:
         summary = Path(tmp) / "summary.json"
         await trio.run_process(
-            [*pin, k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPTS / script)],
+            [k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPTS / script)],
             env={**env, "SUMMARY_FILE": str(summary), "PATH": "/usr/bin:/bin"},
             stdout=subprocess.DEVNULL,
         )
