@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import trio
@@ -12,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from api.internal_endpoint import InternalUpdatesEndpoint
 from api.orders_store import NewOrder, create_order, get_dispute, get_order
 from api.updates import UpdateApplier
+from shared.asgi_body import MAX_BODY_BYTES
 from shared.auth import check_bearer
 from shared.database import Database
 from shared.errors import InvalidInput, NotFound, WebhookError
@@ -24,7 +26,6 @@ from shared.settings import Settings
 from shared.sharding import shard_for
 
 log = get_logger(__name__)
-MAX_BODY_BYTES = 64 * 1024
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -34,19 +35,13 @@ def json_response(value: Any, status: int = 200) -> Response:
 def create_app(settings: Settings, database: Database, applier: UpdateApplier) -> InternalUpdatesEndpoint:
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    checks = {f"shard{index}": _ping(database, index) for index in range(database.shard_count)}
+    checks = {f"shard{index}": partial(database.ping, index) for index in range(database.shard_count)}
     app.register_blueprint(probes_blueprint(checks))
     _register_errors(app)
     _register_public(app, settings, database)
-    token = settings.internal_token.reveal() if settings.internal_token else ""
-    return InternalUpdatesEndpoint(applier, token, app)
+    tokens = (settings.internal_token,) if settings.internal_token else ()
+    return InternalUpdatesEndpoint(applier, tokens, app)
 
-
-def _ping(database: Database, index: int) -> Any:
-    async def check() -> None:
-        await database.ping(index)
-
-    return check
 
 
 def _register_errors(app: QuartTrio) -> None:

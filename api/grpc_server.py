@@ -8,30 +8,29 @@ both transports share the writer actors and the outcome → status table of ``sh
 
 from __future__ import annotations
 
-import hmac
-
 import grpc
 import trio
 import trio_asyncio
 from google.protobuf.message import Message
 
 from api.updates import UpdateApplier
-from shared.errors import Unauthorized, WebhookError, mapping_for
+from shared.auth import check_bearer
+from shared.errors import WebhookError, mapping_for
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update
 from shared.proto import updates_pb2, updates_pb2_grpc
 from shared.protobuf_codec import from_protobuf
-from shared.settings import Settings
+from shared.settings import Secret, Settings
 from shared.tracing import trace_id
 
 log = get_logger(__name__)
 
 
 class UpdatesServicer(updates_pb2_grpc.UpdatesServiceServicer):
-    def __init__(self, loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, token: str) -> None:
+    def __init__(self, loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, tokens: tuple[Secret, ...]) -> None:
         self._loop = loop
         self._applier = applier
-        self._token = f"Bearer {token}".encode()
+        self._tokens = tokens
 
     async def SendOrderUpdate(self, request: Message, context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:  # noqa: N802
         return await self._handle(request, OrderUpdate, context)
@@ -42,10 +41,10 @@ class UpdatesServicer(updates_pb2_grpc.UpdatesServiceServicer):
     async def _handle(self, request: Message, schema: type[Update],
                       context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:
         try:
-            self._authenticate(context)
+            metadata = dict(context.invocation_metadata() or ())
+            check_bearer(metadata.get("authorization"), self._tokens)
             update = from_protobuf(request, schema)
             outcome = await self._loop.trio_as_future(self._applier.apply, update)
-            metadata = dict(context.invocation_metadata() or ())
             log.debug("update applied", correlation_id=update.correlation_id, outcome=outcome.value,
                       event_id=update.event_id, trace_id=trace_id(metadata.get("traceparent")), transport="grpc")
             return updates_pb2.UpdateResult(outcome=outcome.value)
@@ -53,18 +52,13 @@ class UpdatesServicer(updates_pb2_grpc.UpdatesServiceServicer):
             await context.abort(grpc.StatusCode[mapping_for(error).grpc_status], error.detail)
         raise AssertionError("unreachable")  # pragma: no cover - abort raises
 
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        presented = dict(context.invocation_metadata() or ()).get("authorization", "")
-        if not hmac.compare_digest(presented.encode(), self._token):
-            raise Unauthorized("a valid bearer token is required in the 'authorization' metadata")
-
 
 async def serve_grpc(settings: Settings, loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier,
                      shutdown: trio.Event, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``UpdatesService`` until ``shutdown``; in-flight calls get the grace period."""
-    token = settings.internal_token.reveal() if settings.internal_token else ""
+    tokens = (settings.internal_token,) if settings.internal_token else ()
     server, port = await loop.run_aio_coroutine(
-        _start(loop, applier, token, settings.bind_host, settings.api_grpc_port))
+        _start(loop, applier, tokens, settings.bind_host, settings.api_grpc_port))
     try:
         task_status.started(port)
         await shutdown.wait()
@@ -73,10 +67,10 @@ async def serve_grpc(settings: Settings, loop: trio_asyncio.TrioEventLoop, appli
             await loop.run_aio_coroutine(server.stop(settings.shutdown_grace_seconds))
 
 
-async def _start(loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, token: str, host: str,
+async def _start(loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, tokens: tuple[Secret, ...], host: str,
                  port: int) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    updates_pb2_grpc.add_UpdatesServiceServicer_to_server(UpdatesServicer(loop, applier, token), server)
+    updates_pb2_grpc.add_UpdatesServiceServicer_to_server(UpdatesServicer(loop, applier, tokens), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

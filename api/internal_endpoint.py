@@ -7,19 +7,20 @@ hot path skips the framework like ingest's does: bearer token, media type, size,
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import trio
 
 from api.updates import UpdateApplier
 from shared.asgi_body import Receive, Reject, Send, media_type, read_body, respond
-from shared.errors import DatabaseUnavailable, Unauthorized, WebhookError
+from shared.auth import check_bearer
+from shared.errors import DatabaseUnavailable, WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update, decode_json, encode_json
 from shared.problems import CONTENT_TYPE as PROBLEM, problem_body, problem_for
 from shared.proto import updates_pb2
 from shared.protobuf_codec import decode_protobuf
+from shared.settings import Secret
 from shared.tracing import trace_id
 
 log = get_logger(__name__)
@@ -29,9 +30,9 @@ REQUEST_DEADLINE_SECONDS = 15.0
 
 
 class InternalUpdatesEndpoint:
-    def __init__(self, applier: UpdateApplier, token: str, fallback: Any) -> None:
+    def __init__(self, applier: UpdateApplier, tokens: tuple[Secret, ...], fallback: Any) -> None:
         self._applier = applier
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._tokens = tokens
         self._fallback = fallback
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -46,7 +47,7 @@ class InternalUpdatesEndpoint:
     async def _respond(self, scope: dict[str, Any], receive: Receive, schema: type[Update],
                        headers: dict[bytes, bytes]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
-            self._authenticate(headers.get(b"authorization", b""))
+            check_bearer(headers.get(b"authorization", b"").decode("latin-1"), self._tokens)
             raw = await read_body(scope, receive, headers, (JSON, PROTOBUF))
             protobuf = media_type(headers) == PROTOBUF
             update = decode_protobuf(raw, schema) if protobuf else decode_json(raw, schema)
@@ -71,7 +72,3 @@ class InternalUpdatesEndpoint:
             log.exception("unexpected error in internal updates", path=scope["path"])
             return 500, problem_body(500, "Internal error", "unexpected error; it was logged"), [
                 (b"content-type", PROBLEM.encode())]
-
-    def _authenticate(self, presented: bytes) -> None:
-        if self._expected is None or not hmac.compare_digest(presented, self._expected):
-            raise Unauthorized("a valid bearer token is required")

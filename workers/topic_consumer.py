@@ -23,7 +23,7 @@ from workers.batch_writer import ShardedBatchWriter
 from workers.metrics import ASSIGNED, CONSUMER_LAG
 from workers.offset_tracker import OffsetTracker
 from workers.partition_actor import PartitionActor
-from workers.records import DeadLetter, Record
+from workers.records import Record
 
 log = get_logger(__name__)
 POLL_TIMEOUT_SECONDS = 0.2  # a consume() in a thread cannot be cancelled: keep it short

@@ -6,7 +6,6 @@ import datetime as dt
 
 import asyncpg
 import httpx
-import pytest
 import trio
 import trio_asyncio
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import trio
 import trio_asyncio
 
 from shared.messages import OrderUpdate, encode_json
