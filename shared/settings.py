@@ -56,14 +56,20 @@ def parse_duration_seconds(raw: str) -> float:
     return float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
+def _is_whole_number(raw: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` alone admits "²", which ``int()`` refuses."""
+    text = raw.strip()
+    return text.isascii() and text.isdigit()
+
+
 def parse_positive_int(raw: str) -> int:
-    if not raw.strip().isdigit() or int(raw) < 1:
+    if not _is_whole_number(raw) or int(raw) < 1:
         raise ValueError("a whole number ≥ 1")
     return int(raw)
 
 
 def parse_port(raw: str) -> int:
-    if not raw.strip().isdigit() or not 0 <= int(raw) <= 65535:
+    if not _is_whole_number(raw) or not 0 <= int(raw) <= 65535:
         raise ValueError("a TCP port from 0 to 65535")
     return int(raw)
 

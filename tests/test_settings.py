@@ -56,6 +56,8 @@ def test_lists_and_secrets_are_parsed() -> None:
         ("WEBHOOK_SECRETS", "whsec_!!!notbase64"),
         ("API_BASE_URL", "localhost:3000"),
         ("INGEST_PORT", "70000"),
+        ("INGEST_PORT", "\u00b2"),  # a digit to str.isdigit, not to int()
+        ("API_RETRY_ATTEMPTS", "\u00b3"),
         ("INTERNAL_TOKEN", "short"),
         ("LOG_LEVEL", "loud"),
     ],

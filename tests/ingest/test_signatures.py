@@ -21,6 +21,7 @@ def test_valid_with_any_active_secret_and_any_listed_signature() -> None:
         ("m", None, sign(OLD, "m", NOW, BODY), BODY, NOW),  # missing timestamp
         ("m", str(NOW), None, BODY, NOW),  # missing signature
         ("m", "yesterday", sign(OLD, "m", NOW, BODY), BODY, NOW),
+        ("m", "\xb2", sign(OLD, "m", NOW, BODY), BODY, NOW),  # a digit to str.isdigit, not to int()
         ("m", str(NOW), sign(b"unknown-secret-01", "m", NOW, BODY), BODY, NOW),
         ("m", str(NOW), sign(OLD, "m", NOW, BODY), BODY + b" ", NOW),  # body changed
         ("other", str(NOW), sign(OLD, "m", NOW, BODY), BODY, NOW),  # id changed
