@@ -9,8 +9,8 @@ media type, size (from Content-Length, then while reading), signature, schema.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -49,7 +49,7 @@ class WebhookEndpoint:
             await self._fallback(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1")[:128] or os.urandom(16).hex()
         status, body, extra = await self._respond(scope, receive, schema, headers, correlation_id)
         await respond(send, status, body, [(b"x-correlation-id", correlation_id.encode("latin-1")), *extra])
 

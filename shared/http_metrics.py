@@ -23,3 +23,19 @@ def route_of(path: str) -> str:
     if len(parts) == 3 and parts[1] in _COLLECTIONS:
         return _COLLECTIONS[parts[1]]
     return "other"
+
+
+class RequestMetrics:
+    """Counts and times requests; the labelled series are looked up once per (route, status),
+    since prometheus-client's ``labels()`` costs more than the observation on the hot path."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, path: str, status: int, seconds: float) -> None:
+        route = route_of(path)
+        series = self._series.get((route, status))
+        if series is None:
+            series = self._series[(route, status)] = (REQUESTS.labels(route, str(status)), LATENCY.labels(route))
+        series[0].inc()
+        series[1].observe(seconds)

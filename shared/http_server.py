@@ -19,7 +19,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypercorn.typing import Framework
 
-from shared.http_metrics import LATENCY, REQUESTS, route_of
+from shared.http_metrics import RequestMetrics
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -31,6 +31,7 @@ class RequestTracker:
     def __init__(self, app: Framework) -> None:
         self.app = app
         self.in_flight = 0
+        self._metrics = RequestMetrics()
         self._idle = trio.Event()
         self._idle.set()
 
@@ -57,9 +58,7 @@ class RequestTracker:
         finally:
             if not finished:
                 self._finished()
-            route = route_of(scope.get("path", ""))
-            REQUESTS.labels(route, str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - started)
+            self._metrics.observe(scope.get("path", ""), status, time.perf_counter() - started)
 
     def _started(self) -> None:
         self.in_flight += 1

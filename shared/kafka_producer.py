@@ -52,6 +52,7 @@ class KafkaProducer:
         self._producer = Producer(producer_config(bootstrap_servers, delivery_timeout_seconds))
         self._in_flight = 0
         self._wakeup = trio.Event()
+        self._delivery_seconds: dict[str, Histogram] = {}  # labels() once per topic, not per record
 
     async def produce(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> int:
         """Produce one record and wait until the broker acknowledged it; returns its offset."""
@@ -64,10 +65,16 @@ class KafkaProducer:
         self._wakeup.set()
         started = trio.current_time()
         await delivery.done.wait()
-        DELIVERY_SECONDS.labels(topic if delivery.error is None else "failed").observe(trio.current_time() - started)
+        self._delivery_histogram(topic if delivery.error is None else "failed").observe(trio.current_time() - started)
         if delivery.error is not None:
             raise BrokerUnavailable(f"broker did not acknowledge the record: {delivery.error.str()}")
         return delivery.offset  # type: ignore[return-value]
+
+    def _delivery_histogram(self, label: str) -> Histogram:
+        histogram = self._delivery_seconds.get(label)
+        if histogram is None:
+            histogram = self._delivery_seconds[label] = DELIVERY_SECONDS.labels(label)
+        return histogram
 
     def _counted(self, delivery: _Delivery):  # noqa: ANN202 - librdkafka's callback signature
         def callback(error: KafkaError | None, message: Message) -> None:
