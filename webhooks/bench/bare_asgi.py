@@ -11,6 +11,7 @@ from typing import Any
 import trio
 
 from shared.http_server import serve_http
+from shared.service import tune_garbage_collector
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -28,6 +29,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def main(port: int) -> None:
+    tune_garbage_collector()  # the same process set-up as the services, so only the app differs
     await serve_http(app, "127.0.0.1", port, trio.Event(), grace_seconds=1)
 
 
