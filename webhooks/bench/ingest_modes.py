@@ -63,7 +63,7 @@ class Row:
 
     @property
     def steady_p99_at_80(self) -> float:
-        return statistics.median(r.steady_p99_ms or r.p99_ms for r in self.at_80)
+        return statistics.median(r.steady_p99_ms for r in self.at_80)
 
     @property
     def whole_p99_at_80(self) -> float:
@@ -144,18 +144,14 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
         yield urls
 
 
-async def _load(url: str, files: dict[str, str], vus: int, duration: str, rate: int = 0, warmup: int = 0) -> LoadResult:
+async def _load(url: str, files: dict[str, str], vus: int, seconds: int, rate: int = 0, warmup: int = 0) -> LoadResult:
     return await run_k6("post_bodies.js", {
         "URL": url, **files, "HEADERS": json.dumps({"content-type": "application/json"}),
-        "VUS": str(vus), "DURATION": duration, "RATE": str(rate), "WARMUP": str(warmup),
+        "VUS": str(vus), "DURATION": f"{seconds}s", "RATE": str(rate), "WARMUP": str(warmup),
         "OK_STATUS": "200,202"})  # 200: a provider retry answered as duplicate (sync modes)
 
 
-def _seconds(duration: str) -> int:
-    return int(duration.removesuffix("s"))
-
-
-async def run(targets: list[str], vus: int, duration: str, workdir: Path,
+async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
               progress: Callable[[str], None]) -> list[Row]:
     peaks: dict[str, list[LoadResult]] = {name: [] for name in targets}
     at_80: dict[str, list[LoadResult]] = {name: [] for name in targets}
@@ -166,7 +162,7 @@ async def run(targets: list[str], vus: int, duration: str, workdir: Path,
                 progress(f"ingest: round {round_ + 1}/{ROUNDS}: {name}, {vus} VUs")
                 files = write_requests(workdir, f"{name}-{round_}", round_ * vus * USERS_PER_VU, vus, USERS_PER_VU,
                                        f"{name}-{round_}")
-                peaks[name].append(await _load(urls[name], files, vus, duration))
+                peaks[name].append(await _load(urls[name], files, vus, seconds))
         rates = {name: max(1, int(statistics.median(r.ok_per_second for r in peaks[name]) * 0.8)) for name in targets}
         for round_ in range(RATE_ROUNDS):
             for name in targets:
@@ -174,17 +170,17 @@ async def run(targets: list[str], vus: int, duration: str, workdir: Path,
                 # an arrival-rate run may use up to 4 × vus VUs: as many slices, each a quarter as long
                 files = write_requests(workdir, f"{name}-80-{round_}", (ROUNDS + round_) * vus * USERS_PER_VU,
                                        vus * 4, USERS_PER_VU // 4, f"{name}-80-{round_}")
-                at_80[name].append(await _load(urls[name], files, vus, f"{WARMUP_SECONDS + _seconds(duration)}s",
-                                               rates[name], WARMUP_SECONDS))
+                at_80[name].append(await _load(urls[name], files, vus, WARMUP_SECONDS + seconds, rates[name],
+                                               WARMUP_SECONDS))
     return [Row(name, peaks[name], at_80[name]) for name in targets]
 
 
-def table(rows: list[Row], vus: int, duration: str) -> str:
+def table(rows: list[Row], vus: int, seconds: int) -> str:
     ceiling = next((row.peak.ok_per_second for row in rows if row.target == "bare-asgi"), None)
     lines = [f"Signed webhooks (orders and disputes, in-order sequences, retries) into one ingest process (http modes: plus one api process and PostgreSQL). "
-             f"Peak: median of {ROUNDS} alternating rounds of {duration} with {vus} k6 VUs (latencies of that round). "
+             f"Peak: median of {ROUNDS} alternating rounds of {seconds} s with {vus} k6 VUs (latencies of that round). "
              f"At 80 %: a constant arrival rate of 80 % of that peak, median of {RATE_ROUNDS} alternating rounds of "
-             f"{WARMUP_SECONDS} s warm-up + {duration}; steady p99 leaves the warm-up out (k6 opening up to "
+             f"{WARMUP_SECONDS} s warm-up + {seconds} s; steady p99 leaves the warm-up out (k6 opening up to "
              f"{4 * vus} connections at once), whole-run p99 keeps it.", "",
              "| target | webhooks/s (peak) | % of bare ASGI | p50 ms | p95 ms | p99 ms | p99 ms at 80 %, steady | "
              "p99 ms at 80 %, whole run | errors |",

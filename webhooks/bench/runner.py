@@ -38,8 +38,8 @@ async def run_bench(scenarios: list[str], vus: int, duration: str) -> int:
             progress("ceilings: raw produce, PostgreSQL executemany")
             sections.append("## Ceilings\n\n" + ceilings.table(await ceilings.run()))
         if "ingest" in scenarios:
-            rows = await ingest_modes.run(list(ingest_modes.TARGETS), ingest_modes.VUS, "5s", Path(tmp), progress)
-            sections.append("## Ingest, every mode\n\n" + ingest_modes.table(rows, ingest_modes.VUS, "5s")
+            rows = await ingest_modes.run(list(ingest_modes.TARGETS), ingest_modes.VUS, 5, Path(tmp), progress)
+            sections.append("## Ingest, every mode\n\n" + ingest_modes.table(rows, ingest_modes.VUS, 5)
                             + "\n\n![webhooks/s and latency per mode](results.png)")
             chart.draw(rows, RESULTS / "results.png", f"one ingest process per mode, {dt.date.today()}, {machine()}")
         if "workers" in scenarios:
