@@ -24,6 +24,7 @@ class Outcome(enum.StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     NOT_FOUND = "not_found"
     USER_MISMATCH = "user_mismatch"
+    DEFERRED = "deferred"  # not tried: an earlier event of its user in the batch was not found
 
 
 # Outcomes that store the event (the others change nothing).
@@ -152,18 +153,26 @@ def plan_batch(
     stored_keys: Iterable[tuple[str, str]],
     entity_of: Callable[[E], str],
     decide: Callable[[EntityState | None, E], tuple[Outcome, EntityState | None]],
+    defer_after_not_found: bool = False,
 ) -> Plan[E]:
     """Apply ``decide`` to each event in order, threading each entity's state through.
 
     ``stored_keys`` are the (entity id, provider_event_id) pairs already in the
-    database; a pair seen earlier in the same batch is a duplicate too.
+    database; a pair seen earlier in the same batch is a duplicate too. With
+    ``defer_after_not_found``, a user's events after one of theirs that was not found
+    are ``DEFERRED`` (neither tried nor stored): the workers retry that user's events
+    in order later, while every other user's events of the batch go ahead.
     """
     current = dict(states)
     seen = set(stored_keys)
     outcomes: list[Outcome] = []
     inserts: list[tuple[E, bool]] = []
     changed: dict[str, EntityState] = {}
+    waiting: set[str] = set()  # users with a not-found event earlier in this batch
     for event in events:
+        if event.user_id in waiting:
+            outcomes.append(Outcome.DEFERRED)
+            continue
         entity = entity_of(event)
         key = (entity, event.provider_event_id)
         if key in seen:
@@ -171,6 +180,8 @@ def plan_batch(
             continue
         outcome, new_state = decide(current.get(entity), event)
         outcomes.append(outcome)
+        if outcome is Outcome.NOT_FOUND and defer_after_not_found:
+            waiting.add(event.user_id)
         if outcome in STORED:
             seen.add(key)
             inserts.append((event, outcome is Outcome.APPLIED))

@@ -22,36 +22,31 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError, async
 ATTEMPTS = 3
 
 
-class NotFoundYet(Exception):
-    """Raised (and the transaction rolled back) when asked to hold a batch with a not-found event."""
-
-
-async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update], hold_not_found: bool = False) -> list[Outcome]:
+async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update], defer_after_not_found: bool = False
+                      ) -> list[Outcome]:
     """Apply ``updates`` (in order) in one transaction; one outcome per update.
 
-    With ``hold_not_found``, a batch in which any event's order or dispute is missing
-    is rolled back with ``NotFoundYet`` instead, so the caller can retry it whole a
-    little later (the order may be created meanwhile) without reordering its events.
+    With ``defer_after_not_found``, a user's events after one of theirs whose order or
+    dispute is missing are not tried (``DEFERRED``, see ``plan_batch``): the caller
+    retries them in order, and the rest of the batch is not held back.
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
             async with pool.acquire() as conn, conn.transaction():
-                outcomes = await _apply(conn, updates)
-                if hold_not_found and Outcome.NOT_FOUND in outcomes:
-                    raise NotFoundYet()
-                return outcomes
+                return await _apply(conn, updates, defer_after_not_found)
         except _RETRYABLE:
             if attempt == ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _apply(conn: asyncpg.Connection, updates: Sequence[Update]) -> list[Outcome]:
+async def _apply(conn: asyncpg.Connection, updates: Sequence[Update], defer: bool) -> list[Outcome]:
+    """Orders, then disputes (a worker's batch is of one kind: one topic each)."""
     outcomes: list[Outcome | None] = [None] * len(updates)
     for kind, apply in ((OrderUpdate, _apply_orders), (DisputeUpdate, _apply_disputes)):
         indexed = [(index, update) for index, update in enumerate(updates) if isinstance(update, kind)]
         if indexed:
-            for (index, _), outcome in zip(indexed, await apply(conn, [u for _, u in indexed]), strict=True):
+            for (index, _), outcome in zip(indexed, await apply(conn, [u for _, u in indexed], defer), strict=True):
                 outcomes[index] = outcome
     return outcomes  # type: ignore[return-value] - every slot is filled
 
@@ -59,7 +54,7 @@ async def _apply(conn: asyncpg.Connection, updates: Sequence[Update]) -> list[Ou
 # --- orders ---------------------------------------------------------------------------
 
 
-async def _apply_orders(conn: asyncpg.Connection, events: list[OrderUpdate]) -> list[Outcome]:
+async def _apply_orders(conn: asyncpg.Connection, events: list[OrderUpdate], defer: bool) -> list[Outcome]:
     ids = sorted({event.order_id for event in events})
     rows = await conn.fetch(
         "SELECT order_id, user_id, status, last_event_at FROM orders"
@@ -70,7 +65,7 @@ async def _apply_orders(conn: asyncpg.Connection, events: list[OrderUpdate]) -> 
         "SELECT e.order_id, e.provider_event_id FROM order_events e"
         " JOIN unnest($1::text[], $2::text[]) AS k(order_id, provider_event_id) USING (order_id, provider_event_id)",
         [e.order_id for e in events], [e.provider_event_id for e in events])
-    plan = plan_batch(events, states, [(r[0], r[1]) for r in stored], lambda e: e.order_id, decide_order)
+    plan = plan_batch(events, states, [(r[0], r[1]) for r in stored], lambda e: e.order_id, decide_order, defer)
     if plan.inserts:
         await _insert_order_events(conn, plan)
     if plan.states:
@@ -96,7 +91,7 @@ async def _insert_order_events(conn: asyncpg.Connection, plan: Plan[OrderUpdate]
 # --- disputes -------------------------------------------------------------------------
 
 
-async def _apply_disputes(conn: asyncpg.Connection, events: list[DisputeUpdate]) -> list[Outcome]:
+async def _apply_disputes(conn: asyncpg.Connection, events: list[DisputeUpdate], defer: bool) -> list[Outcome]:
     ids = sorted({event.dispute_id for event in events})
     rows = await conn.fetch(
         "SELECT dispute_id, order_id, user_id, status, last_event_at FROM disputes"
@@ -112,7 +107,7 @@ async def _apply_disputes(conn: asyncpg.Connection, events: list[DisputeUpdate])
         " USING (dispute_id, provider_event_id)",
         [e.dispute_id for e in events], [e.provider_event_id for e in events])
     plan = plan_batch(events, states, [(r[0], r[1]) for r in stored], lambda e: e.dispute_id,
-                      lambda state, e: decide_dispute(state, e, order_users.get(e.order_id)))
+                      lambda state, e: decide_dispute(state, e, order_users.get(e.order_id)), defer)
     if plan.states:
         await _save_disputes(conn, plan)
     if plan.inserts:

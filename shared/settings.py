@@ -149,6 +149,13 @@ def parse_encoding(raw: str) -> str:
     return value
 
 
+def parse_assignor(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("range", "roundrobin", "cooperative-sticky"):
+        raise ValueError("range, roundrobin (eager) or cooperative-sticky (incremental)")
+    return value
+
+
 def parse_log_level(raw: str) -> str:
     level = raw.strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -191,9 +198,12 @@ class Settings:
     api_writer: str = _env("API_WRITER", parse_writer, "batch")
     api_writer_max_batch: int = _env("API_WRITER_MAX_BATCH", parse_positive_int, 256)
     kafka_session_timeout_seconds: float = _env("KAFKA_SESSION_TIMEOUT", parse_duration_seconds, 10.0)
+    kafka_assignor: str = _env("KAFKA_ASSIGNOR", parse_assignor, "range")
     worker_mailbox_size: int = _env("WORKER_MAILBOX_SIZE", parse_positive_int, 2000)
     worker_max_batch: int = _env("WORKER_MAX_BATCH", parse_positive_int, 1000)
     worker_max_restarts: int = _env("WORKER_MAX_RESTARTS", parse_positive_int, 5)
+    worker_not_found_window_seconds: float = _env("WORKER_NOT_FOUND_WINDOW", parse_duration_seconds, 5.0)
+    worker_batch_timeout_seconds: float = _env("WORKER_BATCH_TIMEOUT", parse_duration_seconds, 30.0)
     shutdown_grace_seconds: float = _env("SHUTDOWN_GRACE", parse_duration_seconds, 10.0)
     log_level: str = _env("LOG_LEVEL", parse_log_level, "info")
 

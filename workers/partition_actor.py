@@ -1,18 +1,22 @@
 """One actor per assigned partition: a bounded mailbox in, batches applied in offset order.
 
 The actor takes what has queued in its mailbox (up to ``max_batch``), decodes each
-record's envelope, applies the batch through ``ShardedBatchWriter`` and settles every
-record: applied, stale and duplicate are done; rejected ones (schema, not found,
-invalid transition, user mismatch) go to the topic's DLQ, then are done. Only then
-are the offsets marked done, so the committed prefix never passes unsettled work.
-The mailbox closing is the signal to finish what is queued and end.
+record's envelope, applies the batch through its ``BatchApplier`` and settles every
+record: applied, stale and duplicate are done; rejected ones (schema, invalid
+transition, user mismatch) go to the topic's DLQ, then are done. An event whose
+order is not known yet goes into its user's retry lane (``RetryLanes``) with that
+user's later events, while the other users' events flow on; after its window it is
+dead-lettered as ``not_found``. An offset is marked done only once its record is
+settled, so the committed prefix never passes unsettled work — a lane holds it back.
+The mailbox closing is the signal to finish what is queued and end; what still
+waits in a lane is left uncommitted for the partition's next owner.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import trio
@@ -23,10 +27,11 @@ from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
 from shared.tracing import trace_id
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, validation_error
-from workers.batch_writer import REFUSED, ShardedBatchWriter
-from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES
+from workers.batch_writer import REFUSED
+from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES, RETRY_LANE_DEPTH
 from workers.offset_tracker import OffsetTracker
 from workers.records import DeadLetter, Record, dead_letter
+from workers.retry_lanes import WAITING, LanePolicy, RetryLanes
 
 log = get_logger(__name__)
 UPDATE_TYPES: dict[type, type[Update]] = {OrderWebhook: OrderUpdate, DisputeWebhook: DisputeUpdate}
@@ -45,28 +50,67 @@ def decode_update(value: bytes | None, schema: type) -> Update:
                                 correlation_id=envelope.correlation_id)
 
 
+class BatchApplier(Protocol):
+    """What the actor needs of the database (``ShardedBatchWriter``; an in-memory one in tests)."""
+
+    async def apply(self, updates: list[Update]) -> list[Outcome | str]: ...
+    async def refine_not_found(self, update: Update) -> Outcome: ...
+
+
+Pending = tuple[Record, Update]
+
+
 def _header(record: Record, name: str) -> str | None:
     return next((value.decode(errors="replace") for key, value in record.headers if key == name), None)
 
 
 class PartitionActor:
     def __init__(self, topic: str, partition: int, schema: type, mailbox: trio.MemoryReceiveChannel[Record],
-                 tracker: OffsetTracker, writer: ShardedBatchWriter,
-                 send_dead_letter: Callable[[DeadLetter], Awaitable[None]], *, max_batch: int = 500) -> None:
+                 tracker: OffsetTracker, writer: BatchApplier,
+                 send_dead_letter: Callable[[DeadLetter], Awaitable[None]], *, max_batch: int = 500,
+                 lanes: LanePolicy = LanePolicy()) -> None:
         self._topic, self._partition, self._schema = topic, partition, schema
         self._mailbox = mailbox
         self._tracker = tracker
         self._writer = writer
         self._send_dead_letter = send_dead_letter
         self._max_batch = max_batch
+        self._lanes: RetryLanes[Pending] = RetryLanes(lanes)
         self._depth = MAILBOX_DEPTH.labels(topic, str(partition))
+        self._lane_depth = RETRY_LANE_DEPTH.labels(topic, str(partition))
 
     async def run(self) -> None:
+        """Until the mailbox is closed and drained; lanes are retried as they fall due meanwhile."""
         async with self._mailbox:
-            async for first in self._mailbox:
-                batch = [first, *self._take_queued()]
-                self._depth.set(self._mailbox.statistics().current_buffer_used)
-                await self._process(batch)
+            while True:
+                try:
+                    batch = await self._receive()
+                except trio.EndOfChannel:
+                    return
+                if batch:
+                    self._depth.set(self._mailbox.statistics().current_buffer_used)
+                    await self._process(batch)
+                await self._retry_due_lanes()
+                self._lane_depth.set(self._lanes.depth)
+
+    async def _receive(self) -> list[Record]:
+        """What has queued (up to ``max_batch``), or nothing once a lane's retry is due.
+
+        While the lanes hold a mailbox's worth, nothing more is taken: the mailbox fills
+        and the partition is paused, so one user's flood cannot grow memory without bound.
+        Raises ``EndOfChannel`` when the mailbox is closed and empty."""
+        due = self._lanes.next_due()
+        if self._lanes.depth >= self._max_batch and due is not None:
+            await trio.sleep_until(due)
+            return []
+        try:
+            first = self._mailbox.receive_nowait()
+        except trio.WouldBlock:
+            with trio.move_on_at(due if due is not None else float("inf")):
+                first = await self._mailbox.receive()
+                return [first, *self._take_queued()]
+            return []
+        return [first, *self._take_queued()]
 
     def _take_queued(self) -> list[Record]:
         taken: list[Record] = []
@@ -79,35 +123,57 @@ class PartitionActor:
 
     async def _process(self, batch: list[Record]) -> None:
         BATCH_SIZE.labels(self._topic).observe(len(batch))
-        decoded: list[tuple[Record, Update]] = []
+        now = trio.current_time()
+        fresh: list[Pending] = []
         for record in batch:
             try:
-                decoded.append((record, decode_update(record.value, self._schema)))
+                update = decode_update(record.value, self._schema)
             except InvalidInput as error:
                 await self._reject(record, "schema", error.detail, 1)
-        if decoded:
-            outcomes, attempts = await self._writer.apply([update for _, update in decoded])
-            now = dt.datetime.now(dt.UTC)
-            for (record, update), outcome, tries in zip(decoded, outcomes, attempts, strict=True):
-                OUTCOMES.labels(self._topic, str(outcome)).inc()
-                if outcome == REFUSED:
-                    await self._reject(record, "schema", "the database refused the event's data", tries,
-                                       correlation_id=update.correlation_id)
-                    continue
-                await self._settle(record, update, outcome, tries, now)
-        for record in batch:
-            self._tracker.done(record.offset)
-
-    async def _settle(self, record: Record, update: Update, outcome: Outcome, tries: int, now: dt.datetime) -> None:
-        error_type = OUTCOME_ERRORS.get(outcome)
-        reason = mapping_for(error_type(outcome.value)).dlq_reason if error_type else None
-        if reason is None:  # applied, stale, duplicate: done
-            END_TO_END.labels(self._topic).observe(max(0.0, (now - update.received_at).total_seconds()))
-            log.debug("event settled", topic=self._topic, partition=self._partition, offset=record.offset,
-                      outcome=outcome.value, correlation_id=update.correlation_id, event_id=update.event_id,
-                      trace_id=trace_id(_header(record, "traceparent")))
+                continue
+            if self._lanes.holds(update.user_id):
+                self._lanes.add(update.user_id, (record, update), now, tried=False)
+            else:
+                fresh.append((record, update))
+        if not fresh:
             return
-        detail = f"{outcome.value}: event {update.provider_event_id} ({update.status})"
+        outcomes = await self._writer.apply([update for _, update in fresh])
+        now = trio.current_time()
+        for (record, update), outcome in zip(fresh, outcomes, strict=True):
+            if outcome in WAITING:
+                self._lanes.add(update.user_id, (record, update), now, tried=outcome is Outcome.NOT_FOUND)
+            else:
+                await self._settle(record, update, outcome, 1)
+
+    async def _retry_due_lanes(self) -> None:
+        due = self._lanes.due(trio.current_time())
+        if not due:
+            return
+        outcomes = await self._writer.apply([entry.item[1] for entry in due])
+        result = self._lanes.retried(list(zip(due, outcomes, strict=True)), trio.current_time())
+        for entry, outcome in result.settled:
+            await self._settle(*entry.item, outcome, entry.tries + 1)
+        for entry in result.expired:
+            await self._settle(*entry.item, await self._writer.refine_not_found(entry.item[1]), entry.tries)
+
+    async def _settle(self, record: Record, update: Update, outcome: Outcome | str, tries: int) -> None:
+        """Record the outcome (a dead letter for a rejection), then mark the offset done."""
+        OUTCOMES.labels(self._topic, str(outcome)).inc()
+        if outcome == REFUSED:
+            await self._reject(record, "schema", "the database refused the event's data", tries,
+                               correlation_id=update.correlation_id)
+            return
+        error_type = OUTCOME_ERRORS.get(Outcome(outcome))
+        reason = mapping_for(error_type(str(outcome))).dlq_reason if error_type else None
+        if reason is None:  # applied, stale, duplicate: done
+            received = dt.datetime.now(dt.UTC) - update.received_at
+            END_TO_END.labels(self._topic).observe(max(0.0, received.total_seconds()))
+            log.debug("event settled", topic=self._topic, partition=self._partition, offset=record.offset,
+                      outcome=str(outcome), correlation_id=update.correlation_id, event_id=update.event_id,
+                      trace_id=trace_id(_header(record, "traceparent")))
+            self._tracker.done(record.offset)
+            return
+        detail = f"{outcome}: event {update.provider_event_id} ({update.status})"
         await self._reject(record, reason, detail, tries, correlation_id=update.correlation_id)
 
     async def _reject(self, record: Record, reason: str, error: str, attempts: int, correlation_id: str = "") -> None:
@@ -115,3 +181,4 @@ class PartitionActor:
         DEAD_LETTERS.labels(self._topic, reason).inc()
         log.warning("dead-lettered", topic=self._topic, partition=self._partition, offset=record.offset,
                     reason=reason, error=error, correlation_id=correlation_id)
+        self._tracker.done(record.offset)

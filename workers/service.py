@@ -1,15 +1,17 @@
 """The workers process: one supervised consumer per topic, the DLQ producer, and the probes.
 
 Shutdown: SIGTERM sets ``shutdown``; the consumers stop polling, their actors drain,
-done prefixes are committed and the group is left; the DLQ producer, owned one
-level up, outlives them and flushes last.
+done prefixes are committed and the group is left — deadlines derived from
+``SHUTDOWN_GRACE`` so all of it fits inside it; the DLQ producer, owned one level
+up, outlives them and flushes last. ``/readyz`` reports the consumers' alerts
+(a partition paused with an empty mailbox, or lagging with no progress).
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from functools import partial
 
 import trio
@@ -25,10 +27,14 @@ from shared.probes import Check, probes_app
 from shared.retry_policy import JitteredBackoff, patiently
 from shared.settings import Settings
 from shared.topics import DISPUTES, ORDERS
-from workers.batch_writer import ShardedBatchWriter
+from workers.batch_writer import ShardedBatchWriter, WriterConfig
+from workers.consumer_client import ConfluentConsumer, ConsumerConfig
 from workers.metrics import RESTARTS
-from workers.records import DeadLetter
-from workers.topic_consumer import ConsumerConfig, TopicConsumer
+from workers.offset_tracker import OffsetTracker
+from workers.partition_actor import PartitionActor
+from workers.records import DeadLetter, Record
+from workers.retry_lanes import LanePolicy
+from workers.topic_consumer import ConsumerTimings, TopicConsumer
 
 REQUIRED = ("database_urls",)
 RESTART_WINDOW_SECONDS = 60.0
@@ -52,15 +58,38 @@ def dead_letter_sender(producer: KafkaProducer, writer: ShardedBatchWriter):  # 
 
 
 def topic_consumer_factory(settings: Settings, topic: str, schema: type, database: Database,
-                           producer: KafkaProducer) -> Callable[[], TopicConsumer]:
+                           producer: KafkaProducer, alerts: MutableMapping[str, list[str]]
+                           ) -> Callable[[], TopicConsumer]:
     config = ConsumerConfig(settings.kafka_bootstrap_servers, settings.kafka_session_timeout_seconds,
-                            settings.worker_mailbox_size, settings.worker_max_batch)
+                            settings.kafka_assignor)  # type: ignore[arg-type] - parse_assignor checked it
+    timings = ConsumerTimings.for_grace(settings.shutdown_grace_seconds)
+    lanes = LanePolicy(window_seconds=settings.worker_not_found_window_seconds)
 
     def new_consumer() -> TopicConsumer:
-        writer = ShardedBatchWriter(database, topic)
-        return TopicConsumer(topic, schema, config, writer, dead_letter_sender(producer, writer))
+        writer = ShardedBatchWriter(database, topic, WriterConfig(settings.worker_batch_timeout_seconds))
+        send_dead_letter = dead_letter_sender(producer, writer)
+
+        async def run_actor(partition: int, mailbox: trio.MemoryReceiveChannel[Record],
+                            tracker: OffsetTracker) -> None:
+            await PartitionActor(topic, partition, schema, mailbox, tracker, writer, send_dead_letter,
+                                 max_batch=settings.worker_max_batch, lanes=lanes).run()
+
+        return TopicConsumer(topic, ConfluentConsumer(topic, config), run_actor,
+                             mailbox_size=settings.worker_mailbox_size, fetch_max=settings.worker_max_batch,
+                             timings=timings, alerts=alerts)
 
     return new_consumer
+
+
+def alerts_check(alerts: MutableMapping[str, list[str]]) -> Check:
+    """``/readyz`` fails while a consumer reports a partition that needs attention, and says which."""
+
+    async def check() -> None:
+        problems = [problem for topic_problems in alerts.values() for problem in topic_problems]
+        if problems:
+            raise RuntimeError("; ".join(problems))
+
+    return check
 
 
 async def supervise_topic(new_consumer: Callable[[], TopicConsumer], topic: str, max_restarts: int,
@@ -100,12 +129,14 @@ async def serve_workers(
     async with open_database(loop, settings.database_urls) as database, trio.open_nursery() as outer:
         producer = KafkaProducer(settings.kafka_bootstrap_servers, delivery_timeout_seconds=10.0)
         await outer.start(producer.run)
+        alerts: dict[str, list[str]] = {}
         async with trio.open_nursery() as inner:
             for logical, schema in SCHEMAS.items():
                 topic = settings.topic(logical)
-                await inner.start(supervise_topic, topic_consumer_factory(settings, topic, schema, database, producer),
-                                  topic, settings.worker_max_restarts, shutdown)
-            checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers)}
+                new_consumer = topic_consumer_factory(settings, topic, schema, database, producer, alerts)
+                await inner.start(supervise_topic, new_consumer, topic, settings.worker_max_restarts, shutdown)
+            checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers),
+                                        "partitions": alerts_check(alerts)}
             checks.update({f"shard{i}": partial(database.ping, i) for i in range(database.shard_count)})
             urls = await inner.start(partial(serve_http, grace_seconds=settings.shutdown_grace_seconds),
                                      probes_app("workers", checks), settings.bind_host, settings.workers_port,

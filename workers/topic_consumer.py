@@ -1,228 +1,243 @@
-"""The consumer of one topic: a poll loop, one ``PartitionActor`` per assigned partition.
+"""The consumer of one topic: a poll loop, one partition actor per assigned partition.
 
-The blocking ``consume()`` runs in a worker thread with a short timeout, so the trio
-loop never blocks; records are handed to the actors' mailboxes without waiting. A
-full mailbox pauses its partition (records already fetched wait in a small backlog)
-and a drained one resumes it — the poll loop keeps polling, so the consumer stays in
-its group. Rebalance callbacks arrive in the poll thread and call back into trio: an
-assigned partition gets a new actor; a revoked one has its mailbox closed, is drained
-within a deadline, and its done prefix is committed before the partition moves on.
-Done prefixes are also committed every ``COMMIT_INTERVAL_SECONDS``.
+The loop fetches through a ``ConsumerClient`` (never blocking trio), puts each
+record into its partition's book and moves what fits into the actor's mailbox; a
+partition whose records do not fit is paused, and resumed once its mailbox has
+drained (``PartitionBook``) — the loop keeps polling, so the consumer stays in its
+group. Membership changes arrive as ``RebalanceListener`` calls inside ``fetch``:
+
+- assigned: a fresh book and actor, and the partition resumed in the client too
+  (librdkafka keeps an application pause across revoke → assign);
+- revoked: the mailbox is closed, the actor drains within ``drain_seconds`` (then is
+  cancelled), and the done prefix is committed synchronously before the broker
+  hands the partition on;
+- lost: the actor is cancelled at once and nothing is committed — another member
+  may already own the partition.
+
+Done prefixes are committed every ``commit_interval_seconds``; a position counts as
+committed only once the broker confirmed it, so a failed commit is simply due again
+at the next tick, idle or not. Every ``health_interval_seconds`` the broker's
+offsets give the lag, and a partition that is paused with an empty mailbox or
+lagging with no progress is reported in ``alerts`` (``/readyz``, ``/metrics``).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
 import trio
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from shared.logs import get_logger
-from workers.batch_writer import ShardedBatchWriter
-from workers.metrics import ASSIGNED, CONSUMER_LAG
+from workers.consumer_client import ConsumerClient
+from workers.metrics import (ASSIGNED, COMMIT_FAILURES, CONSUMER_LAG, MAILBOX_DEPTH, PAUSED, REBALANCES,
+                             STALLED, forget_partition)
 from workers.offset_tracker import OffsetTracker
-from workers.partition_actor import PartitionActor
+from workers.partition_book import Flow, PartitionBook
 from workers.records import Record
 
 log = get_logger(__name__)
-POLL_TIMEOUT_SECONDS = 0.2  # a consume() in a thread cannot be cancelled: keep it short
-POLL_BATCH = 1000
-COMMIT_INTERVAL_SECONDS = 1.0
-REVOKE_DEADLINE_SECONDS = 10.0
+
+# (partition, mailbox, tracker) -> runs until the mailbox is closed and drained
+RunActor = Callable[[int, trio.MemoryReceiveChannel[Record], OffsetTracker], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class ConsumerConfig:
-    bootstrap_servers: str
-    session_timeout_seconds: float = 10.0
-    mailbox_size: int = 2000
-    max_batch: int = 1000
+class ConsumerTimings:
+    """Deadlines and periods; ``for_grace`` derives them from ``SHUTDOWN_GRACE``."""
 
-    def librdkafka(self, group: str) -> dict[str, object]:
-        session_ms = int(self.session_timeout_seconds * 1000)
-        return {"bootstrap.servers": self.bootstrap_servers, "group.id": group, "enable.auto.commit": False,
-                "auto.offset.reset": "earliest", "session.timeout.ms": session_ms,
-                "heartbeat.interval.ms": max(100, session_ms // 4), "enable.partition.eof": False,
-                # a fetch the broker parks for want of data returns within 50 ms, not 500: this bounds
-                # the latency of a record that arrives while the fetch is parked (tansu does not wake it)
-                "fetch.wait.max.ms": 50}
+    drain_seconds: float = 5.0
+    commit_seconds: float = 2.0
+    close_seconds: float = 2.0
+    commit_interval_seconds: float = 1.0
+    health_interval_seconds: float = 5.0
+    stall_seconds: float = 30.0
+
+    @classmethod
+    def for_grace(cls, grace_seconds: float) -> ConsumerTimings:
+        """Drain, final commit and close fit inside the grace (half, a fifth, a fifth): SIGTERM's
+        deadline never cancels the final commit."""
+        return cls(drain_seconds=grace_seconds / 2, commit_seconds=grace_seconds / 5, close_seconds=grace_seconds / 5)
 
 
 @dataclass
 class _Partition:
-    number: int
+    book: PartitionBook
     mailbox: trio.MemorySendChannel[Record]
-    tracker: OffsetTracker = field(default_factory=OffsetTracker)
-    backlog: deque[Record] = field(default_factory=deque)
-    paused: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     finished: trio.Event = field(default_factory=trio.Event)
 
 
 class TopicConsumer:
-    def __init__(self, topic: str, schema: type, config: ConsumerConfig, writer: ShardedBatchWriter,
-                 send_dead_letter) -> None:  # noqa: ANN001 - Callable[[DeadLetter], Awaitable[None]]
-        self._topic, self._schema, self._config = topic, schema, config
-        self._writer = writer
-        self._send_dead_letter = send_dead_letter
-        self._consumer = Consumer(config.librdkafka(group=topic))
+    def __init__(self, topic: str, client: ConsumerClient, run_actor: RunActor, *, mailbox_size: int,
+                 fetch_max: int = 1000, timings: ConsumerTimings = ConsumerTimings(),
+                 alerts: MutableMapping[str, list[str]] | None = None) -> None:
+        self._topic, self._client, self._run_actor = topic, client, run_actor
+        self._mailbox_size, self._fetch_max, self._timings = mailbox_size, fetch_max, timings
+        self._alerts = alerts if alerts is not None else {}
         self._partitions: dict[int, _Partition] = {}
         self._actors: trio.Nursery | None = None
 
     @property
-    def assigned(self) -> list[int]:
+    def partitions(self) -> list[int]:
+        """The partitions this consumer owns now."""
         return sorted(self._partitions)
+
+    def book(self, number: int) -> PartitionBook:
+        return self._partitions[number].book
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Consume until ``stop`` is set; then drain, commit and leave the group."""
         try:
             async with trio.open_nursery() as actors:
                 self._actors = actors
-                self._consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                         on_lost=self._on_revoke)
+                self._client.subscribe(self)
                 task_status.started()
                 await self._poll_until(stop)
-                offsets = await self._revoke(list(self._partitions))
-                if offsets:
-                    await trio.to_thread.run_sync(self._commit_sync, offsets)
+                await self.revoked(list(self._partitions))
         finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._consumer.close)  # leaves the group at once
+            self._alerts.pop(self._topic, None)
+            with trio.CancelScope(shield=True), trio.move_on_after(self._timings.close_seconds):
+                await self._client.close()  # leaves the group at once
 
     async def _poll_until(self, stop: trio.Event) -> None:
-        next_commit = trio.current_time() + COMMIT_INTERVAL_SECONDS
+        now = trio.current_time()
+        next_commit = now + self._timings.commit_interval_seconds
+        next_health = now + self._timings.health_interval_seconds
         while not stop.is_set():
-            messages = await trio.to_thread.run_sync(self._fetch)
-            for message in messages:
-                self._dispatch(message)
-            self._relieve_backpressure()
-            if trio.current_time() >= next_commit:
-                self._commit_done_prefixes()
-                next_commit = trio.current_time() + COMMIT_INTERVAL_SECONDS
+            records = await self._client.fetch(self._fetch_max)
+            now = trio.current_time()
+            for record in records:
+                part = self._partitions.get(record.partition)
+                if part is not None:  # else revoked meanwhile: the next owner reads it from the committed offset
+                    part.book.arrive(record, now)
+            self._deliver()
+            if now >= next_commit:
+                await self._commit(list(self._partitions))
+                next_commit = trio.current_time() + self._timings.commit_interval_seconds
+            if now >= next_health:
+                await self._check_health()
+                next_health = trio.current_time() + self._timings.health_interval_seconds
 
-    def _fetch(self) -> list[Message]:
-        """Wait (briefly) for one record, then take what is already there without waiting.
+    # --- records into mailboxes, pause and resume ----------------------------------------
 
-        ``consume(n, timeout)`` alone waits until n records or the timeout, which
-        would add the whole timeout to every record's latency at low rates.
-        """
-        first = self._consumer.poll(POLL_TIMEOUT_SECONDS)
-        if first is None:
-            return []
-        return [first, *self._consumer.consume(POLL_BATCH - 1, 0)]
-
-    # --- records into mailboxes -------------------------------------------------------
-
-    def _dispatch(self, message: Message) -> None:
-        if message.error() is not None:
-            if message.error().code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error", topic=self._topic, error=message.error().str())
-            return
-        part = self._partitions.get(message.partition())
-        if part is None:
-            return  # revoked meanwhile: the new owner reads it from the committed offset
-        record = Record.from_message(message)
-        part.tracker.received(record.offset)
-        if part.backlog:
-            part.backlog.append(record)
-            return
-        try:
-            part.mailbox.send_nowait(record)
-        except trio.WouldBlock:
-            part.backlog.append(record)
-            self._consumer.pause([TopicPartition(self._topic, part.number)])
-            part.paused = True
-
-    def _relieve_backpressure(self) -> None:
+    def _deliver(self) -> None:
         for part in self._partitions.values():
-            if not part.paused:
-                continue
-            while part.backlog:
+            book = part.book
+            while book.backlog:
                 try:
-                    part.mailbox.send_nowait(part.backlog[0])
+                    part.mailbox.send_nowait(book.backlog[0])
                 except trio.WouldBlock:
                     break
-                part.backlog.popleft()
-            low_water = self._config.mailbox_size // 2
-            if not part.backlog and part.mailbox.statistics().current_buffer_used <= low_water:
-                self._consumer.resume([TopicPartition(self._topic, part.number)])
-                part.paused = False
+                book.backlog.popleft()
+            flow = book.flow(part.mailbox.statistics().current_buffer_used)
+            if flow is Flow.PAUSE:
+                self._client.pause([book.number])
+            elif flow is Flow.RESUME:
+                self._client.resume([book.number])
+        PAUSED.labels(self._topic).set(sum(p.book.paused for p in self._partitions.values()))
 
     # --- offsets ----------------------------------------------------------------------
 
-    def _commit_done_prefixes(self) -> None:
-        offsets = []
-        for part in self._partitions.values():
-            position = part.tracker.commit_position()
-            if position is not None:
-                offsets.append(TopicPartition(self._topic, part.number, position))
-                part.tracker.committed(position)
-            self._report_lag(part)
-        if offsets:
-            try:
-                self._consumer.commit(offsets=offsets, asynchronous=True)
-            except KafkaException as exc:  # the next interval commits a later position anyway
-                log.warning("commit failed", topic=self._topic, error=str(exc))
-
-    def _commit_sync(self, offsets: list[TopicPartition]) -> None:
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            log.warning("commit failed", topic=self._topic, error=str(exc))
-
-    def _report_lag(self, part: _Partition) -> None:
-        try:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, part.number), cached=True)
-        except KafkaException:
+    async def _commit(self, numbers: list[int]) -> None:
+        """Commit the due positions of ``numbers``; confirm each one the broker confirmed."""
+        offsets = {n: position for n in numbers if (position := self._partitions[n].book.commit_due()) is not None}
+        if not offsets:
             return
-        position = part.tracker.position()
-        if high >= 0 and position is not None:
-            CONSUMER_LAG.labels(self._topic, str(part.number)).set(max(0, high - position))
+        results: dict[int, str | None] = {n: "no answer before the commit deadline" for n in offsets}
+        with trio.move_on_after(self._timings.commit_seconds):
+            results = await self._client.commit(offsets)
+        for number, position in offsets.items():
+            error = results.get(number, "not in the broker's answer")
+            part = self._partitions.get(number)
+            if error is None and part is not None:
+                part.book.confirm(position)
+            elif error is not None:
+                COMMIT_FAILURES.labels(self._topic).inc()
+                log.warning("commit failed; due again at the next tick", topic=self._topic, partition=number,
+                            offset=position, error=error)
 
-    # --- rebalances (callbacks run in the poll thread) ---------------------------------
+    async def _check_health(self) -> None:
+        numbers = list(self._partitions)
+        offsets = {}
+        if not numbers:
+            self._alerts[self._topic] = []
+            STALLED.labels(self._topic).set(0)
+            return
+        with trio.move_on_after(self._timings.commit_seconds):
+            offsets = await self._client.offsets(numbers)
+        now, problems = trio.current_time(), []
+        for number, known in offsets.items():
+            part = self._partitions.get(number)
+            if part is None:
+                continue
+            lag = part.book.lag(known.committed, known.high)
+            CONSUMER_LAG.labels(self._topic, str(number)).set(lag)
+            depth = part.mailbox.statistics().current_buffer_used
+            MAILBOX_DEPTH.labels(self._topic, str(number)).set(depth)
+            problem = part.book.stall(now, lag, depth, self._timings.stall_seconds)
+            if problem:
+                problems.append(f"{self._topic}: {problem}")
+        STALLED.labels(self._topic).set(len(problems))
+        self._alerts[self._topic] = problems
+        if problems:
+            log.error("partition needs attention", topic=self._topic, problems=problems)
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        trio.from_thread.run_sync(self._assign, [p.partition for p in partitions])
+    # --- membership (RebalanceListener: called inside fetch) ---------------------------
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        offsets = trio.from_thread.run(self._revoke, [p.partition for p in partitions])
-        if offsets:
-            self._commit_sync(offsets)  # before the partitions go to their next owner
-
-    def _assign(self, numbers: list[int]) -> None:
+    async def assigned(self, partitions: list[int]) -> None:
         assert self._actors is not None
-        for number in numbers:
-            send, receive = trio.open_memory_channel[Record](self._config.mailbox_size)
-            part = _Partition(number, send)
+        now = trio.current_time()
+        for number in partitions:
+            if number in self._partitions:
+                continue
+            send, receive = trio.open_memory_channel[Record](self._mailbox_size)
+            part = _Partition(PartitionBook(number, self._mailbox_size // 2, now), send)
             self._partitions[number] = part
-            actor = PartitionActor(self._topic, number, self._schema, receive, part.tracker, self._writer,
-                                   self._send_dead_letter, max_batch=self._config.max_batch)
-            self._actors.start_soon(self._run_actor, part, actor)
-        ASSIGNED.labels(self._topic).set(len(self._partitions))
-        log.info("partitions assigned", topic=self._topic, partitions=numbers)
+            self._actors.start_soon(self._run, part, receive)
+        self._client.resume(partitions)
+        self._membership_changed("assigned", partitions)
 
-    async def _run_actor(self, part: _Partition, actor: PartitionActor) -> None:
-        try:
-            with part.scope:
-                await actor.run()
-        finally:
-            part.finished.set()
-
-    async def _revoke(self, numbers: list[int]) -> list[TopicPartition]:
-        """Close the mailboxes, let the actors drain (with a deadline); the positions to commit."""
-        parts = [self._partitions.pop(n) for n in numbers if n in self._partitions]
+    async def revoked(self, partitions: list[int]) -> None:
+        """Drain within the deadline, then commit what is done before the partitions move on."""
+        parts = [self._partitions[n] for n in partitions if n in self._partitions]
         for part in parts:
-            part.backlog.clear()  # never handed to the actor: the next owner reads them again
+            part.book.backlog.clear()  # never handed to the actor: the next owner reads them again
             part.mailbox.close()
-        with trio.move_on_after(REVOKE_DEADLINE_SECONDS):
+        with trio.move_on_after(self._timings.drain_seconds):
             for part in parts:
                 await part.finished.wait()
         for part in parts:
             part.scope.cancel()  # past the deadline: unfinished offsets stay uncommitted
             await part.finished.wait()
+        await self._commit([p.book.number for p in parts])
+        for part in parts:
+            del self._partitions[part.book.number]
+        self._membership_changed("revoked", [p.book.number for p in parts])
+
+    async def lost(self, partitions: list[int]) -> None:
+        """Another member may own them already: stop at once, commit nothing."""
+        parts = [self._partitions.pop(n) for n in partitions if n in self._partitions]
+        for part in parts:
+            part.scope.cancel()
+            part.mailbox.close()
+        for part in parts:
+            await part.finished.wait()
+        self._membership_changed("lost", [p.book.number for p in parts])
+
+    async def _run(self, part: _Partition, mailbox: trio.MemoryReceiveChannel[Record]) -> None:
+        try:
+            with part.scope:
+                await self._run_actor(part.book.number, mailbox, part.book.tracker)
+        finally:
+            part.finished.set()
+
+    def _membership_changed(self, kind: str, partitions: list[int]) -> None:
+        if not partitions:
+            return
+        REBALANCES.labels(self._topic, kind).inc()
+        if kind != "assigned":
+            for number in partitions:
+                forget_partition(self._topic, number)
         ASSIGNED.labels(self._topic).set(len(self._partitions))
-        if parts:
-            log.info("partitions revoked", topic=self._topic, partitions=[p.number for p in parts])
-        return [TopicPartition(self._topic, p.number, pos) for p in parts
-                if (pos := p.tracker.position()) is not None]
+        log.info(f"partitions {kind}", topic=self._topic, partitions=partitions)

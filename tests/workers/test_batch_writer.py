@@ -21,7 +21,7 @@ class FakeDatabase:
         self.down_for = down_for
         self.batches: list[list[str]] = []
 
-    async def run(self, shard: int, work: object, updates: list[Update], hold: bool) -> list[Outcome]:
+    async def run(self, shard: int, work: object, updates: list[Update], defer: bool) -> list[Outcome]:
         if self.down_for:
             self.down_for -= 1
             raise DatabaseUnavailable("connection refused")
@@ -35,7 +35,7 @@ async def test_a_refused_event_is_isolated_and_the_others_applied_in_order() -> 
     database = FakeDatabase()
     writer = ShardedBatchWriter(database, "orders.webhooks")  # type: ignore[arg-type]
     updates = [order_update(o, "u1", "paid", at(i)) for i, o in enumerate(["a", "poison", "b"])]
-    outcomes, _ = await writer.apply(updates)
+    outcomes = await writer.apply(updates)
     assert outcomes == [Outcome.APPLIED, REFUSED, Outcome.APPLIED]
     assert database.batches == [["a", "poison", "b"], ["a"], ["poison"], ["b"]]
 
@@ -44,6 +44,6 @@ async def test_a_down_database_is_retried_in_place(autojump_clock: trio.abc.Cloc
     database = FakeDatabase(down_for=4)
     writer = ShardedBatchWriter(database, "orders.webhooks")  # type: ignore[arg-type]
     started = trio.current_time()
-    outcomes, _ = await writer.apply([order_update("a", "u1", "paid", at(1))])
+    outcomes = await writer.apply([order_update("a", "u1", "paid", at(1))])
     assert outcomes == [Outcome.APPLIED] and database.batches == [["a"]]
     assert trio.current_time() - started >= 0.1 * 0.75 * (1 + 2 + 4 + 8)  # backed off 4 times, doubling

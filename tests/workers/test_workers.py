@@ -62,7 +62,7 @@ async def test_poison_records_go_to_the_dlq_while_the_partition_keeps_flowing(
     assert int(headers["dlq.original.offset"]) >= 0 and int(headers["dlq.attempts"]) >= 1
     assert {"dlq.original.partition", "dlq.failed_at", "dlq.error", "event_type", "traceparent"} <= set(headers)
     not_found = [h for h, _ in letters if h["dlq.reason"] == "not_found"]
-    assert all(int(h["dlq.attempts"]) == 4 for h in not_found)  # 3 short retries, then it stands
+    assert all(int(h["dlq.attempts"]) >= 3 for h in not_found)  # retried in its user's lane, then it stands
 
 
 async def _count(shards: Shards, table: str, expected: int) -> bool:
