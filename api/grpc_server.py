@@ -20,7 +20,7 @@ from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update
 from shared.proto import updates_pb2, updates_pb2_grpc
 from shared.protobuf_codec import from_protobuf
-from shared.settings import Secret, Settings
+from shared.settings import ConfigError, Secret, Settings
 from shared.tracing import trace_id
 
 log = get_logger(__name__)
@@ -71,6 +71,10 @@ async def _start(loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, token
                  port: int) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
     updates_pb2_grpc.add_UpdatesServiceServicer_to_server(UpdatesServicer(loop, applier, tokens), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:  # grpcio says only "Failed to bind" (its core logs why): a taken port, mostly
+        raise ConfigError(f"API_GRPC_PORT={port} could not be bound on {host} "
+                          "(in use? set another port, or 0 for a free one)") from exc
     await server.start()
     return server, bound

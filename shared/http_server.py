@@ -6,6 +6,9 @@ that up for the whole graceful timeout (seen with quart-trio: the app call does 
 end with its response). So ``RequestTracker`` counts requests whose response is
 not complete yet, and once shutdown is asked for and that count is zero (or the
 grace period is over), the server is cancelled: only real in-flight work is waited for.
+
+The listening socket is bound by ``shared.listening`` (a taken port: ``PortInUse``) and
+handed to hypercorn by descriptor; with port 0, the URLs it starts with carry the actual port.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from hypercorn.trio import serve
 from hypercorn.typing import Framework
 
 from shared.http_metrics import RequestMetrics
+from shared.listening import listen_tcp
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -75,9 +79,9 @@ class RequestTracker:
             await self._idle.wait()
 
 
-def hypercorn_config(host: str, port: int, *, grace_seconds: float) -> Config:
+def hypercorn_config(bind: str, *, grace_seconds: float) -> Config:
     config = Config()
-    config.bind = [f"{host}:{port}"]
+    config.bind = [bind]
     config.graceful_timeout = grace_seconds
     config.accesslog = None  # requests are counted in /metrics, not logged one line each
     config.errorlog = None
@@ -94,9 +98,12 @@ async def serve_http(
     grace_seconds: float,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until ``shutdown`` is set and in-flight requests are answered; ``task_status`` gets the URLs."""
+    """Serve until ``shutdown`` is set and in-flight requests are answered; ``task_status`` gets the URLs.
+
+    Raises ``PortInUse`` (before starting) when another process listens on ``port``."""
     tracker = RequestTracker(app)
-    config = hypercorn_config(host, port, grace_seconds=grace_seconds)
+    listener = listen_tcp(host, port)
+    config = hypercorn_config(f"fd://{listener.detach()}", grace_seconds=grace_seconds)  # hypercorn owns it now
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_when_drained, shutdown, tracker, nursery.cancel_scope, grace_seconds)
         await serve(tracker, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]

@@ -5,6 +5,12 @@ until ``shutdown`` is set, then finishes in-flight work and returns. On SIGTERM 
 SIGINT the runner sets ``shutdown`` and gives the service ``SHUTDOWN_GRACE`` to
 return before cancelling it (hypercorn's own shutdown shape). Exit status: 0 after
 a clean stop, 2 for bad configuration, 1 when the service crashed.
+
+A port another process listens on is bad configuration too: a second copy of a process
+on one host exits 2 with one line naming the variable. It is named here, where the
+process is known (each serves HTTP on the port of its ``PORT_VARIABLE``); the server
+that binds it cannot know. Port 0 is a free port: the "ready to serve" log line
+carries the URLs actually served on.
 """
 
 from __future__ import annotations
@@ -13,17 +19,20 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import NoReturn, Protocol
 
 import trio
 import trio_asyncio
 
+from shared.listening import PortInUse
 from shared.logs import configure_logging, get_logger
 from shared.settings import ConfigError, Settings
 
 log = get_logger(__name__)
 YOUNG_GENERATION_THRESHOLD = 10_000  # CPython's default is 700
+PORT_VARIABLE = {"api": "API_PORT", "ingest": "INGEST_PORT", "workers": "WORKERS_PORT"}  # each one's HTTP port
+READY = "ready to serve"  # the log event that carries the URLs a process serves on
 
 
 class Serve(Protocol):
@@ -33,7 +42,7 @@ class Serve(Protocol):
         loop: trio_asyncio.TrioEventLoop,
         shutdown: trio.Event,
         *,
-        task_status: trio.TaskStatus[object] = ...,
+        task_status: trio.TaskStatus[list[str]] = ...,  # the URLs it serves on
     ) -> Awaitable[None]: ...
 
 
@@ -42,8 +51,12 @@ def load_settings(required: tuple[str, ...] = ()) -> Settings:
     try:
         return Settings.from_environ(os.environ).require(*required)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_misconfigured(str(exc))
+
+
+def exit_misconfigured(reason: str) -> NoReturn:
+    print(f"configuration error: {reason}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def run_service(name: str, serve: Serve, required: tuple[str, ...] = ()) -> NoReturn:
@@ -52,16 +65,32 @@ def run_service(name: str, serve: Serve, required: tuple[str, ...] = ()) -> NoRe
     configure_logging(settings.log_level, service=name)
     try:
         trio.run(run_until_signalled, serve, settings)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     except BaseException as exc:  # noqa: BLE001 - last line of defence: log and exit non-zero
         if isinstance(exc, SystemExit):
             raise
+        if (reason := configuration_error(exc, PORT_VARIABLE[name])) is not None:
+            exit_misconfigured(reason)
         log.exception("service crashed", error=repr(exc))
         raise SystemExit(1) from None
     log.info("stopped")
     raise SystemExit(0)
+
+
+def configuration_error(exc: BaseException, port_variable: str) -> str | None:
+    """The one-line reason when bad configuration alone ended the run (nurseries wrap it in groups)."""
+    leaves = list(_leaves(exc))
+    if not all(isinstance(leaf, ConfigError | PortInUse) for leaf in leaves):
+        return None
+    first = leaves[0]
+    return first.described(port_variable) if isinstance(first, PortInUse) else str(first)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
 
 
 async def run_until_signalled(serve: Serve, settings: Settings) -> None:
@@ -69,9 +98,9 @@ async def run_until_signalled(serve: Serve, settings: Settings) -> None:
     shutdown = trio.Event()
     async with trio_asyncio.open_loop() as loop, trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, shutdown, nursery.cancel_scope, settings.shutdown_grace_seconds)
-        await nursery.start(serve, settings, loop, shutdown)
+        urls = await nursery.start(serve, settings, loop, shutdown)
         tune_garbage_collector()
-        log.info("ready to serve")
+        log.info(READY, urls=urls)
         await shutdown.wait()
         # serve() returns by itself once drained; the deadline set on signal bounds it
 

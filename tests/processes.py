@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+from shared.service import PORT_VARIABLE
 from webhooks.child_process import ChildProcess, open_child
-from webhooks.devstack import PORT_VARIABLE, wait_ready
+from webhooks.devstack import wait_ready
 from webhooks.embedded import free_port
 
 
@@ -55,6 +57,27 @@ class Output:
     async def wait_for(self, needle: str) -> None:
         while needle not in self.text:
             await self._changed.wait()
+
+    async def wait_for_event(self, event: str) -> dict[str, object]:
+        """The first complete JSON log line whose ``event`` is ``event``."""
+        while (found := self._event(event)) is None:
+            await self._changed.wait()
+        return found
+
+    def _event(self, event: str) -> dict[str, object] | None:
+        complete_lines = self.text[:self.text.rfind("\n") + 1].splitlines()
+        records = (json.loads(line) for line in complete_lines if line.startswith("{"))
+        return next((record for record in records if record.get("event") == event), None)
+
+
+@asynccontextmanager
+async def logged_service(name: str, env: Mapping[str, str]) -> AsyncIterator[tuple[ChildProcess, Output]]:
+    """``python -m <name>`` as configured by ``env``, its stdout collected (until it exits) for its log lines."""
+    async with trio.open_nursery() as nursery:
+        async with open_child([sys.executable, "-m", name], env=env, stdout=subprocess.PIPE) as process:
+            output = Output(process.stdout)
+            nursery.start_soon(output.drain)
+            yield process, output
 
 
 @contextmanager

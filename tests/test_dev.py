@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -22,13 +23,19 @@ def _dev_env() -> dict[str, str]:
 
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URLS", "KAFKA_BOOTSTRAP_SERVERS")}
     grpc_port = free_port()
-    env.update(INGEST_PORT=str(free_port()), API_PORT=str(free_port()), WORKERS_PORT=str(free_port()),
+    env.update(INGEST_PORT=str(free_port()), API_PORT=str(free_port()), WORKERS_PORT="0",  # the OS picks its port
                API_GRPC_PORT=str(grpc_port), API_GRPC_TARGET=f"127.0.0.1:{grpc_port}",
                SHUTDOWN_GRACE="5s", PYTHONUNBUFFERED="1")
     return env
 
 
-PROCESS_PORTS = {"kafka": ("INGEST_PORT", "API_PORT", "WORKERS_PORT"), "grpc": ("INGEST_PORT", "API_PORT")}
+PROCESSES = {"kafka": ("ingest", "api", "workers"), "grpc": ("ingest", "api")}
+
+
+def _banner_urls(text: str) -> dict[str, str]:
+    """Each process's URL as the banner shows it: ``  name     http://host:port``."""
+    banner = text[text.index("webhooks dev: ready"):]
+    return dict(re.findall(r"^  (\w+) +(http://\S+)$", banner, re.MULTILINE))
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -57,9 +64,12 @@ async def test_dev_runs_every_process_and_leaves_none_behind(mode: str, stop: si
         async with trio.open_nursery() as nursery:
             nursery.start_soon(output.drain)
             await output.wait_for(BANNER_END)
+            urls = _banner_urls(output.text)
+            assert urls["ingest"] == f"http://127.0.0.1:{env['INGEST_PORT']}"
+            assert urls["api"] == f"http://127.0.0.1:{env['API_PORT']}"
             async with httpx.AsyncClient() as client:
-                for port in PROCESS_PORTS[mode]:
-                    response = await client.get(f"http://127.0.0.1:{env[port]}/readyz")
+                for name in PROCESSES[mode]:  # the workers' URL too, though WORKERS_PORT=0
+                    response = await client.get(f"{urls[name]}/readyz")
                     assert response.status_code == 200, response.text
             assert "WEBHOOK_SECRETS=whsec_" in output.text
             descendants = psutil.Process(process.pid).children(recursive=True)

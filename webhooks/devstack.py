@@ -5,6 +5,10 @@ Dependencies come from the environment when given (``DATABASE_URLS``,
 topics, and every process of the mode's Procfile as children; Ctrl-C or SIGTERM
 stops the children (concurrently, each with its grace period), then the embedded
 dependencies. A child that dies on its own stops everything with exit status 1.
+
+Each child's URL is the one its "ready to serve" log line names, read from its stdout
+(which is relayed to ours): the configured port is not always the one served on — with
+``WORKERS_PORT=0`` the OS picks it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,6 +30,7 @@ import trio
 import trio_asyncio
 
 from shared.migrations import migrate_dsn
+from shared.service import READY
 from shared.settings import Mode, Settings, parse_dsn_list
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.child_process import ChildProcess, open_child
@@ -32,7 +38,6 @@ from webhooks.embedded import create_databases, dsn, open_embedded_broker, open_
 from webhooks.procfile import ProcessSpec, load_procfile
 
 READY_DEADLINE_SECONDS = 60.0
-PORT_VARIABLE = {"api": "API_PORT", "ingest": "INGEST_PORT", "workers": "WORKERS_PORT"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,58 @@ async def wait_ready(url: str, process: ChildProcess) -> None:
     raise RuntimeError(f"{url}: process exited with status {process.returncode} before it was ready")
 
 
+def served_url(line: str) -> str | None:
+    """The URL in a service's "ready to serve" log line (``shared.service``), else None."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and record.get("event") == READY:
+        return record["urls"][0]
+    return None
+
+
+class ChildOutput:
+    """A child's stdout, relayed line by line to ours; notes the URL its "ready to serve" line names."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.served_or_ended = trio.Event()
+
+    async def relay(self, stream: trio.abc.ReceiveStream) -> None:
+        """Copy until the child closes its stdout — at its exit, which ``open_child`` bounds.
+
+        Shielded: the children are stopped after ``webhooks dev`` is cancelled, and their last
+        lines must still be read; unread they would be lost, and a closed pipe would fail the
+        child's own shutdown."""
+        with trio.CancelScope(shield=True):
+            async with stream:
+                pending = b""
+                async for chunk in stream:
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        self._line(line.decode(errors="replace"))
+                if pending:
+                    self._line(pending.decode(errors="replace"))
+        self.served_or_ended.set()
+
+    def _line(self, line: str) -> None:
+        print(line, flush=True)
+        if self.url is None and (url := served_url(line)) is not None:
+            self.url = url
+            self.served_or_ended.set()
+
+
+async def wait_served(name: str, output: ChildOutput, process: ChildProcess) -> str:
+    """The URL the child logs once it serves, after its ``/readyz`` answers 200; with a deadline."""
+    with trio.fail_after(READY_DEADLINE_SECONDS):
+        await output.served_or_ended.wait()
+    if output.url is None:
+        raise RuntimeError(f"{name}: the process ended its output before it served")
+    await wait_ready(output.url + "/readyz", process)
+    return output.url
+
+
 class DevSupervisor:
     """Runs the mode's processes; the first to exit on its own, or a signal, stops them all."""
 
@@ -112,20 +169,21 @@ class DevSupervisor:
         self.settings = settings
         self.stop = trio.Event()
         self.crashed: dict[str, int] = {}
-
-    def url(self, spec: ProcessSpec) -> str:
-        port = int(self.env.get(PORT_VARIABLE[spec.name], getattr(self.settings, f"{spec.name}_port")))
-        return f"http://127.0.0.1:{port}"
+        self.urls: dict[str, str] = {}  # each ready process's, as it logged it
 
     async def run_child(self, spec: ProcessSpec, *, task_status: trio.TaskStatus[None]) -> None:
         env = {**self.env, **spec.env}
-        async with open_child(spec.argv, env=env, grace_seconds=self.settings.shutdown_grace_seconds + 2) as process:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch_exit, spec.name, process)
-                await wait_ready(self.url(spec) + "/readyz", process)
-                task_status.started()
-                await self.stop.wait()
-                nursery.cancel_scope.cancel()
+        output = ChildOutput()
+        async with trio.open_nursery() as relays:  # outlives the child: its output is read to the end
+            async with open_child(spec.argv, env=env, grace_seconds=self.settings.shutdown_grace_seconds + 2,
+                                  stdout=subprocess.PIPE) as process:
+                relays.start_soon(output.relay, process.stdout)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch_exit, spec.name, process)
+                    self.urls[spec.name] = await wait_served(spec.name, output, process)
+                    task_status.started()
+                    await self.stop.wait()
+                    nursery.cancel_scope.cancel()
 
     async def _watch_exit(self, name: str, process: ChildProcess) -> None:
         code = await process.wait()
@@ -142,9 +200,8 @@ class DevSupervisor:
                 return
 
 
-def banner(supervisor: DevSupervisor, specs: list[ProcessSpec], deps: Dependencies) -> str:
-    env = supervisor.env
-    urls = {spec.name: supervisor.url(spec) for spec in specs}
+def banner(supervisor: DevSupervisor, deps: Dependencies) -> str:
+    env, urls = supervisor.env, supervisor.urls
     lines = [f"webhooks dev: ready (mode {env['WEBHOOK_MODE']})"]
     lines += [f"  {name:<8} {url}" for name, url in urls.items()]
     lines += [f"  shard{index}   {url}" for index, url in enumerate(deps.database_urls)]
@@ -175,7 +232,7 @@ async def run_dev(environ: Mapping[str, str], mode: Mode, shards: int) -> int:
             nursery.start_soon(supervisor.stop_on_signal)
             for spec in specs:
                 await nursery.start(supervisor.run_child, spec)
-            print(banner(supervisor, specs, deps), flush=True)
+            print(banner(supervisor, deps), flush=True)
             await supervisor.stop.wait()
             nursery.cancel_scope.cancel()
     print(f"webhooks dev: stopped{f' (crashed: {supervisor.crashed})' if supervisor.crashed else ''}", flush=True)
