@@ -18,7 +18,7 @@ from shared.auth import check_bearer
 from shared.database import Database
 from shared.errors import InvalidInput, NotFound, WebhookError
 from shared.logs import get_logger
-from shared.messages import decode_json, encode_json
+from shared.messages import decode_json, encode_json, is_valid_id
 from shared.openapi import api_document
 from shared.probes import probes_blueprint
 from shared.problems import problem_body, problem_for
@@ -100,7 +100,10 @@ def _register_public(app: QuartTrio, settings: Settings, database: Database) -> 
 
 
 async def _first_found(database: Database, query: Any, key: str, missing: str) -> dict[str, Any]:
-    """Ask every shard at once (an id alone does not say which shard holds it)."""
+    """Ask every shard at once (an id alone does not say which shard holds it); an id that no order
+    or dispute can have (a NUL, which PostgreSQL text refuses, or too long) is not found, unasked."""
+    if not is_valid_id(key):
+        raise NotFound("not found: no order or dispute can have that id")
     found: list[dict[str, Any]] = []
     errors: list[WebhookError] = []
 

@@ -20,7 +20,7 @@ from shared.envelope import TraceContext
 from ingest.processors import Processor, RequestContext
 from ingest.signatures import verify
 from shared.asgi_body import Reject, read_body, respond
-from shared.errors import WebhookError
+from shared.errors import Unauthorized, WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeWebhook, OrderWebhook, decode_json, encode_json
 from shared.tracing import current_traceparent
@@ -57,8 +57,9 @@ class WebhookEndpoint:
                        headers: dict[bytes, bytes], correlation_id: str) -> tuple[int, bytes, list]:
         try:
             body = await read_body(scope, receive, headers, (b"application/json",))
-            verify(self._secrets, _text(headers, b"webhook-id"), _text(headers, b"webhook-timestamp"),
-                   _text(headers, b"webhook-signature"), body, self._clock())
+            _refuse_repeated_auth_headers(scope["headers"])
+            verify(self._secrets, headers.get(b"webhook-id"), headers.get(b"webhook-timestamp"),
+                   headers.get(b"webhook-signature"), body, self._clock())
             webhook = decode_json(body, schema)
             context = RequestContext(dt.datetime.now(dt.UTC), correlation_id,
                                      TraceContext.from_header(_text(headers, b"traceparent")))
@@ -78,6 +79,17 @@ class WebhookEndpoint:
             log.exception("unexpected error in webhook endpoint", path=scope["path"])
             return 500, problem_body(500, "Internal error", "unexpected error; it was logged"), [
                 (b"content-type", PROBLEM.encode())]
+
+
+AUTH_HEADERS = (b"webhook-id", b"webhook-timestamp", b"webhook-signature")
+
+
+def _refuse_repeated_auth_headers(raw: list[tuple[bytes, bytes]]) -> None:
+    """A repeated auth header is refused (401) rather than one of its copies picked silently:
+    which copy a proxy or a framework keeps differs, and a signature must cover what we act on."""
+    names = [name for name, _ in raw if name in AUTH_HEADERS]
+    if len(names) != len(set(names)):
+        raise Unauthorized("webhook-id, webhook-timestamp and webhook-signature may each appear only once")
 
 
 def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:

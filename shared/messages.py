@@ -20,6 +20,14 @@ from shared.errors import InvalidInput
 # control characters at all; free text may hold tabs and newlines.
 _ID_CHARS = r"^[^\x00-\x1f\x7f\ud800-\udfff]*$"
 _TEXT_CHARS = r"^[^\x00\ud800-\udfff]*$"
+_ID_PATTERN = re.compile(_ID_CHARS)
+
+
+def is_valid_id(text: str) -> bool:
+    """Whether ``text`` could be a stored order or dispute id (a lookup of any other is not found)."""
+    return 1 <= len(text) <= 64 and _ID_PATTERN.match(text) is not None
+
+
 ProviderEventId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ID_CHARS)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_CHARS)]
 Amount = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1, description="minor units (cents)")]

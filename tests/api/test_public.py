@@ -45,6 +45,9 @@ async def test_reads_need_a_token_and_say_not_found(client: httpx.AsyncClient, a
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     assert (await client.get("/disputes/missing")).status_code == 404
     assert (await client.get("/no/such/route")).status_code == 404
+    for path in ("/orders/%00", "/disputes/%00", "/orders/a%01b", "/orders/" + "x" * 65, "/disputes/%ED%A0%80"):
+        response = await client.get(path)  # ids no row can have: not found, the shards are not asked
+        assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json", path
 
 
 async def _count(url: str, table: str, user_id: str) -> int:

@@ -29,8 +29,11 @@ def ingest_process(deps: Deps) -> Iterator[tuple[httpx.Client, str]]:
            "KAFKA_BOOTSTRAP_SERVERS": deps.kafka_bootstrap_servers, "WEBHOOK_MODE": "kafka"}
     with sync_service("ingest", env) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield client, prefix
-        for topic in ("orders.webhooks", "disputes.webhooks"):  # after every example: still nothing
-            assert record_count(deps.kafka_bootstrap_servers, prefix + topic, PARTITIONS) == 0
+
+
+def _nothing_written(deps: Deps, prefix: str) -> bool:
+    return all(record_count(deps.kafka_bootstrap_servers, prefix + topic, PARTITIONS) == 0
+               for topic in ("orders.webhooks", "disputes.webhooks"))
 
 
 json_values = st.recursive(
@@ -46,10 +49,16 @@ bodies = (st.binary(max_size=500) | json_values.map(lambda v: json.dumps(v).enco
           | wrong_types.map(lambda v: json.dumps(v).encode()) | huge.map(lambda v: json.dumps(v).encode()))
 
 
+header_octets = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
+garbage = (st.text(header_octets, max_size=80) | st.text("0123456789", min_size=1, max_size=400)
+           | st.integers(min_value=1, max_value=3000).map(lambda n: " ".join(["v1,AAAA"] * n)))
+
+
 @st.composite
-def requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+def requests(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, bytes]]]:
     body = draw(bodies)
-    way = draw(st.sampled_from(["signed", "wrong-secret", "replayed", "future", "unsigned", "garbled"]))
+    way = draw(st.sampled_from(["signed", "wrong-secret", "replayed", "future", "unsigned", "garbled",
+                                "duplicated"]))
     if way == "signed":
         headers = signed_headers(body)
     elif way == "wrong-secret":
@@ -58,20 +67,23 @@ def requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         headers = signed_headers(body, timestamp=int(time.time()) + (-3600 if way == "replayed" else 3600))
     elif way == "unsigned":
         headers = {"content-type": "application/json"}
-    else:
-        header_octets = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
-        headers = {**signed_headers(body, secret=TEST_SECRET),
-                   "webhook-signature": draw(st.text(header_octets, max_size=80)).strip()}
-    headers = {k: v.encode("latin-1") for k, v in headers.items()}  # raw octets, as they may arrive
-    return body, headers
+    elif way == "garbled":  # any auth header: octets, hundreds of digits, thousands of signatures
+        name = draw(st.sampled_from(["webhook-id", "webhook-timestamp", "webhook-signature"]))
+        headers = {**signed_headers(body, secret=TEST_SECRET), name: draw(garbage).strip() or "x"}
+    else:  # a signed request with one auth header sent twice
+        headers = signed_headers(body, secret=TEST_SECRET)
+        name = draw(st.sampled_from(["webhook-id", "webhook-timestamp", "webhook-signature"]))
+        return body, [*((k, v.encode("latin-1")) for k, v in headers.items()), (name, headers[name].encode())]
+    return body, [(k, v.encode("latin-1")) for k, v in headers.items()]  # raw octets, as they may arrive
 
 
 @settings(max_examples=250, deadline=None)
 @given(request=requests(), path=st.sampled_from(["orders", "disputes"]))
-def test_never_a_5xx_never_a_record(ingest_process: tuple[httpx.Client, str], request: tuple[bytes, dict],
-                                    path: str) -> None:
-    client, _ = ingest_process
+def test_never_a_5xx_never_a_record(ingest_process: tuple[httpx.Client, str], deps: Deps,
+                                    request: tuple[bytes, list], path: str) -> None:
+    client, prefix = ingest_process
     body, headers = request
     response = client.post(f"/webhooks/payments/{path}", content=body, headers=headers)
     assert response.status_code in (400, 401, 413), response.text
     assert response.headers["content-type"] == "application/problem+json"
+    assert _nothing_written(deps, prefix)  # after every example, not once at the end

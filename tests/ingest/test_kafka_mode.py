@@ -48,6 +48,24 @@ async def test_an_order_webhook_becomes_one_enveloped_record(kafka_ingest: str, 
     assert envelope["occurred_at"] == "2026-11-20T10:00:00+01:00" and envelope["received_at"].endswith("Z")
 
 
+async def test_a_non_ascii_webhook_id_is_verified_as_the_octets_signed(kafka_ingest: str) -> None:
+    body = encode(order_webhook())
+    headers = signed_headers(body, webhook_id="msg_zürich_東京")
+    raw = [(name, value.encode()) for name, value in headers.items()]  # UTF-8 octets on the wire
+    with trio.fail_after(30):
+        response = await _post(kafka_ingest, "/webhooks/payments/orders", body, raw)  # type: ignore[arg-type]
+    assert response.status_code == 202, response.text
+
+
+async def test_a_repeated_auth_header_is_refused(kafka_ingest: str) -> None:
+    body = encode(order_webhook())
+    headers = signed_headers(body)
+    raw = [*headers.items(), ("webhook-signature", headers["webhook-signature"])]
+    with trio.fail_after(30):
+        response = await _post(kafka_ingest, "/webhooks/payments/orders", body, raw)  # type: ignore[arg-type]
+    assert response.status_code == 401 and "only once" in response.json()["detail"]
+
+
 async def test_a_provider_retry_carries_the_same_event_id(kafka_ingest: str, settings: Settings) -> None:
     payload = dispute_webhook()
     body = encode(payload)
