@@ -23,7 +23,6 @@ from shared.openapi import api_document
 from shared.probes import probes_blueprint
 from shared.problems import problem_body, problem_for
 from shared.settings import Settings
-from shared.sharding import shard_for
 
 log = get_logger(__name__)
 
@@ -86,8 +85,7 @@ def _register_public(app: QuartTrio, settings: Settings, database: Database) -> 
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > 255:
             raise InvalidInput("Idempotency-Key is longer than 255 characters")
-        shard = shard_for(order.user_id, database.shard_count)
-        stored, created = await database.run(shard, create_order, order, key)
+        stored, created = await create_order(database, order, key)
         return json_response(stored, 201 if created else 200)
 
     @app.get("/orders/<order_id>")
