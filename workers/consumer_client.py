@@ -12,12 +12,19 @@ callback runs, librdkafka serves no other thread's calls on that consumer (a
 ``commit`` or ``resume`` from elsewhere blocks until the callback returns: measured
 against tansu), so during a callback the listener runs in trio while the poll
 thread stays in the callback and executes the listener's consumer calls itself.
+The listener runs as a task of ``fetch``'s own nursery, so the caller's cancel
+scopes (the SIGTERM deadline) reach it. One limit remains: a commit the poll thread
+runs for a callback cannot be interrupted, and librdkafka's synchronous commit waits
+up to ``session.timeout.ms`` for an unreachable coordinator; the callback returns then.
+
+Blocking calls that overrun their caller's deadline are abandoned, not waited for;
+the adapter has its own thread limiter, and starts no commit (or offsets query)
+while an abandoned one is still running, so abandoned calls cannot pile up.
 """
 
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -88,16 +95,23 @@ class ConfluentConsumer:
         self._cooperative = config.assignor == "cooperative-sticky"
         self._consumer = Consumer(config.librdkafka(group=topic))
         self._listener: RebalanceListener | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
         self._in_callback: queue.SimpleQueue[Any] | None = None  # calls for the poll thread, during a callback
+        self._callbacks: trio.Nursery | None = None  # fetch's nursery: where a callback's listener runs
+        self._threads = trio.CapacityLimiter(4)  # fetch, close, and at most one commit and one offsets query
+        self._running: set[str] = set()  # blocking calls still running in a thread (perhaps abandoned)
 
     def subscribe(self, listener: RebalanceListener) -> None:
-        self._listener, self._token = listener, trio.lowlevel.current_trio_token()
+        self._listener = listener
         self._consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
     async def fetch(self, max_records: int) -> list[Record]:
-        return await trio.to_thread.run_sync(self._fetch, max_records)
+        async with trio.open_nursery() as callbacks:
+            self._callbacks = callbacks
+            try:
+                return await trio.to_thread.run_sync(self._fetch, max_records, limiter=self._threads)
+            finally:
+                self._callbacks = None
 
     def _fetch(self, max_records: int) -> list[Record]:
         """Wait (briefly) for one record, then take what is already there without waiting:
@@ -121,7 +135,9 @@ class ConfluentConsumer:
         self._call_soon(self._consumer.resume, self._partitions(partitions))
 
     async def commit(self, offsets: dict[int, int]) -> CommitResult:
-        return await self._call_blocking(self._commit, offsets)
+        if "commit" in self._running:  # an abandoned commit has not returned yet
+            return {number: "the previous commit is still waiting for the broker" for number in offsets}
+        return await self._call_blocking("commit", self._commit, offsets)
 
     def _commit(self, offsets: dict[int, int]) -> CommitResult:
         wanted = [TopicPartition(self._topic, number, offset) for number, offset in offsets.items()]
@@ -132,7 +148,9 @@ class ConfluentConsumer:
         return {tp.partition: (tp.error.str() if tp.error else None) for tp in answered or []}
 
     async def offsets(self, partitions: list[int]) -> dict[int, PartitionOffsets]:
-        return await self._call_blocking(self._offsets, partitions)
+        if "offsets" in self._running:
+            return {}
+        return await self._call_blocking("offsets", self._offsets, partitions)
 
     def _offsets(self, partitions: list[int]) -> dict[int, PartitionOffsets]:
         """The group's committed offsets and the high watermarks, from the broker (not the fetch cache:
@@ -149,7 +167,7 @@ class ConfluentConsumer:
         return result
 
     async def close(self) -> None:
-        await trio.to_thread.run_sync(self._consumer.close, abandon_on_cancel=True)
+        await trio.to_thread.run_sync(self._consumer.close, abandon_on_cancel=True, limiter=self._threads)
 
     def _partitions(self, numbers: list[int]) -> list[TopicPartition]:
         return [TopicPartition(self._topic, number) for number in numbers]
@@ -162,14 +180,22 @@ class ConfluentConsumer:
         else:
             calls.put((function, args, None))
 
-    async def _call_blocking(self, function: Callable[..., Any], *args: object) -> Any:
-        """A blocking call in a worker thread, or — inside a callback — by the poll thread."""
+    async def _call_blocking(self, name: str, function: Callable[..., Any], *args: object) -> Any:
+        """A blocking call in a worker thread, or — inside a callback — by the poll thread; abandoned
+        (not waited for) if the caller's deadline passes, and remembered as running until it returns."""
+        def call() -> Any:
+            try:
+                return function(*args)
+            finally:
+                self._running.discard(name)
+
+        self._running.add(name)
         calls = self._in_callback
         if calls is None:
-            return await trio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+            return await trio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=self._threads)
         reply: queue.SimpleQueue[outcome.Outcome[Any]] = queue.SimpleQueue()
-        calls.put((function, args, reply))
-        return (await trio.to_thread.run_sync(reply.get, abandon_on_cancel=True)).unwrap()
+        calls.put((call, (), reply))
+        return (await trio.to_thread.run_sync(reply.get, abandon_on_cancel=True, limiter=self._threads)).unwrap()
 
     # --- rebalance callbacks: in the poll thread, inside fetch (or close) ----------------
 
@@ -197,23 +223,26 @@ class ConfluentConsumer:
         calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
         finished = object()
 
-        def run_listener() -> None:  # a thread only to wait for trio while this one serves calls
+        async def run_listener() -> None:
             result: outcome.Outcome[object] = outcome.Value(None)
             try:
-                trio.from_thread.run(listener, numbers, trio_token=self._token)
-            except trio.RunFinishedError:  # close() abandoned at shutdown: nobody left to tell
-                pass
+                await listener(numbers)
             except BaseException as exc:  # noqa: BLE001 - relayed to the poll thread, raised from poll()
                 result = outcome.Error(exc)
-            calls.put((finished, (result,), None))
+                raise
+            finally:
+                calls.put((finished, (result,), None))
 
         self._in_callback = calls
         try:
-            threading.Thread(target=run_listener, name=f"rebalance {self._topic}", daemon=True).start()
+            if not self._start_in_trio(run_listener):
+                return  # close() abandoned at shutdown: nobody left to tell
             while True:
                 function, args, reply = calls.get()
                 if function is finished:
-                    args[0].unwrap()
+                    error = args[0]
+                    if isinstance(error, outcome.Error) and not isinstance(error.error, trio.Cancelled):
+                        error.unwrap()
                     return
                 result = outcome.capture(function, *args)
                 if reply is not None:
@@ -223,3 +252,23 @@ class ConfluentConsumer:
                                 error=str(result.error))
         finally:
             self._in_callback = None
+
+    def _start_in_trio(self, listener: Callable[[], Awaitable[None]]) -> bool:
+        """Start the listener as a task of ``fetch``'s nursery (or, inside ``close``, of trio's own)."""
+        nursery = self._callbacks
+        try:
+            if nursery is not None:
+                trio.from_thread.run_sync(nursery.start_soon, listener)
+            else:  # librdkafka calls back inside close(): the consumer has revoked everything already
+                trio.from_thread.run_sync(trio.lowlevel.spawn_system_task, _quietly, listener)
+        except trio.RunFinishedError:
+            return False
+        return True
+
+
+async def _quietly(listener: Callable[[], Awaitable[None]]) -> None:
+    """A system task must not raise; the listener's outcome reaches the poll thread anyway."""
+    try:
+        await listener()
+    except Exception:  # noqa: BLE001 - relayed to the poll thread, which raises it from close()
+        pass

@@ -96,11 +96,14 @@ class PartitionActor:
     async def _receive(self) -> list[Record]:
         """What has queued (up to ``max_batch``), or nothing once a lane's retry is due.
 
-        While the lanes hold a mailbox's worth, nothing more is taken: the mailbox fills
-        and the partition is paused, so one user's flood cannot grow memory without bound.
-        Raises ``EndOfChannel`` when the mailbox is closed and empty."""
+        While the lanes are full, nothing more is taken: the mailbox fills and the partition
+        is paused, so one user's flood cannot grow memory without bound. Raises
+        ``EndOfChannel`` when the mailbox is closed and empty (lanes or not)."""
         due = self._lanes.next_due()
-        if self._lanes.depth >= self._max_batch and due is not None:
+        if self._lanes.full and due is not None:
+            mailbox = self._mailbox.statistics()
+            if mailbox.open_send_channels == 0 and mailbox.current_buffer_used == 0:
+                raise trio.EndOfChannel  # revoked: what waits in the lanes is the next owner's
             await trio.sleep_until(due)
             return []
         try:
@@ -158,6 +161,7 @@ class PartitionActor:
 
     async def _settle(self, record: Record, update: Update, outcome: Outcome | str, tries: int) -> None:
         """Record the outcome (a dead letter for a rejection), then mark the offset done."""
+        assert outcome is not Outcome.DEFERRED, "an untried event is never settled"
         OUTCOMES.labels(self._topic, str(outcome)).inc()
         if outcome == REFUSED:
             await self._reject(record, "schema", "the database refused the event's data", tries,

@@ -37,6 +37,7 @@ class LanePolicy:
     window_seconds: float = 5.0
     first_delay_seconds: float = 0.2
     max_delay_seconds: float = 2.0
+    max_events: int = 1000  # the lanes of one partition hold at most this many: then its mailbox fills
 
 
 @dataclass
@@ -48,7 +49,7 @@ class _Lane(Generic[T]):
 
 @dataclass(frozen=True)
 class RetryResult(Generic[T]):
-    settled: list[tuple[LaneEntry[T], Outcome]]  # final outcomes, in lane order
+    settled: list[tuple[LaneEntry[T], Outcome | str]]  # final outcomes, in lane order
     expired: list[LaneEntry[T]]  # not found after their window: dead letters
 
 
@@ -74,17 +75,22 @@ class RetryLanes(Generic[T]):
     def next_due(self) -> float | None:
         return min((lane.due_at for lane in self._lanes.values()), default=None)
 
+    @property
+    def full(self) -> bool:
+        return self.depth >= self._policy.max_events
+
     def due(self, now: float) -> list[LaneEntry[T]]:
-        """Every entry of every lane whose retry is due, each lane in order."""
-        return [entry for lane in self._lanes.values() if lane.due_at <= now for entry in lane.entries]
+        """The head of every lane whose retry is due: a lane moves one event at a time, so N events
+        behind an unknown order cost N rows in all, not N rounds of the whole lane."""
+        return [lane.entries[0] for lane in self._lanes.values() if lane.due_at <= now]
 
     def entries(self) -> Iterator[LaneEntry[T]]:
         for lane in self._lanes.values():
             yield from lane.entries
 
-    def retried(self, results: list[tuple[LaneEntry[T], Outcome]], now: float) -> RetryResult[T]:
+    def retried(self, results: list[tuple[LaneEntry[T], Outcome | str]], now: float) -> RetryResult[T]:
         """Fold in the outcomes of retrying ``due(now)``: what is settled, what expired, what waits on."""
-        settled: list[tuple[LaneEntry[T], Outcome]] = []
+        settled: list[tuple[LaneEntry[T], Outcome | str]] = []
         expired: list[LaneEntry[T]] = []
         for entry, outcome in results:
             lane = self._lanes[entry.user]

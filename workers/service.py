@@ -17,7 +17,7 @@ from functools import partial
 import trio
 import trio_asyncio
 
-from shared.broker_probe import broker_check
+from shared.broker_probe import broker_check, producer_check
 from shared.database import Database, open_database
 from shared.http_server import serve_http
 from shared.kafka_producer import KafkaProducer
@@ -136,7 +136,7 @@ async def serve_workers(
                 new_consumer = topic_consumer_factory(settings, topic, schema, database, producer, alerts)
                 await inner.start(supervise_topic, new_consumer, topic, settings.worker_max_restarts, shutdown)
             checks: dict[str, Check] = {"broker": broker_check(settings.kafka_bootstrap_servers),
-                                        "partitions": alerts_check(alerts)}
+                                        "dlq_producer": producer_check(producer), "partitions": alerts_check(alerts)}
             checks.update({f"shard{i}": partial(database.ping, i) for i in range(database.shard_count)})
             urls = await inner.start(partial(serve_http, grace_seconds=settings.shutdown_grace_seconds),
                                      probes_app("workers", checks), settings.bind_host, settings.workers_port,

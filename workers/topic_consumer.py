@@ -77,6 +77,7 @@ class TopicConsumer:
         self._alerts = alerts if alerts is not None else {}
         self._partitions: dict[int, _Partition] = {}
         self._actors: trio.Nursery | None = None
+        self._drained_by = float("inf")  # once stopping: every drain ends by then, callbacks' included
 
     @property
     def partitions(self) -> list[int]:
@@ -91,14 +92,25 @@ class TopicConsumer:
         try:
             async with trio.open_nursery() as actors:
                 self._actors = actors
+                actors.start_soon(self._note_stop, stop)
                 self._client.subscribe(self)
                 task_status.started()
                 await self._poll_until(stop)
                 await self.revoked(list(self._partitions))
         finally:
             self._alerts.pop(self._topic, None)
+            for number in self._partitions:  # a crash: the next consumer starts afresh
+                forget_partition(self._topic, number)
+            PAUSED.labels(self._topic).set(0)
+            ASSIGNED.labels(self._topic).set(0)
             with trio.CancelScope(shield=True), trio.move_on_after(self._timings.close_seconds):
                 await self._client.close()  # leaves the group at once
+
+    async def _note_stop(self, stop: trio.Event) -> None:
+        """From SIGTERM on, all drains share one deadline: a revoke under way when it came (inside a
+        rebalance callback) and the final one cannot add up past the grace."""
+        await stop.wait()
+        self._drained_by = trio.current_time() + self._timings.drain_seconds
 
     async def _poll_until(self, stop: trio.Event) -> None:
         now = trio.current_time()
@@ -166,6 +178,7 @@ class TopicConsumer:
             return
         with trio.move_on_after(self._timings.commit_seconds):
             offsets = await self._client.offsets(numbers)
+        self._deliver()  # the actors drained meanwhile: read pause and depth as they are now
         now, problems = trio.current_time(), []
         for number, known in offsets.items():
             part = self._partitions.get(number)
@@ -188,15 +201,14 @@ class TopicConsumer:
     async def assigned(self, partitions: list[int]) -> None:
         assert self._actors is not None
         now = trio.current_time()
-        for number in partitions:
-            if number in self._partitions:
-                continue
+        new = [number for number in partitions if number not in self._partitions]
+        for number in new:
             send, receive = trio.open_memory_channel[Record](self._mailbox_size)
             part = _Partition(PartitionBook(number, self._mailbox_size // 2, now), send)
             self._partitions[number] = part
             self._actors.start_soon(self._run, part, receive)
-        self._client.resume(partitions)
-        self._membership_changed("assigned", partitions)
+        self._client.resume(new)  # an owned partition keeps its state, its pause included
+        self._membership_changed("assigned", new)
 
     async def revoked(self, partitions: list[int]) -> None:
         """Drain within the deadline, then commit what is done before the partitions move on."""
@@ -204,7 +216,7 @@ class TopicConsumer:
         for part in parts:
             part.book.backlog.clear()  # never handed to the actor: the next owner reads them again
             part.mailbox.close()
-        with trio.move_on_after(self._timings.drain_seconds):
+        with trio.move_on_at(min(trio.current_time() + self._timings.drain_seconds, self._drained_by)):
             for part in parts:
                 await part.finished.wait()
         for part in parts:

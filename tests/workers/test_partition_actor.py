@@ -81,3 +81,21 @@ async def test_after_its_window_the_unknown_event_is_dead_lettered_and_its_user_
     assert headers["dlq.original.offset"] == b"0" and int(headers["dlq.attempts"]) >= 5
     assert store.statuses("order-a") == ["paid"]
     assert tracker.position() == 2
+
+
+async def test_an_actor_with_full_lanes_still_ends_when_its_mailbox_closes(autojump_clock: trio.abc.Clock) -> None:
+    store, dead = MemoryStore(), DeadLetters()
+    tracker = OffsetTracker()
+    send, receive = trio.open_memory_channel[Record](100)
+    actor = PartitionActor("orders.webhooks", 0, OrderWebhook, receive, tracker, store, dead.send, max_batch=50,
+                           lanes=LanePolicy(window_seconds=30.0, max_events=2))
+    for offset, user in enumerate(["a", "b"]):  # two unknown orders: the lanes are full
+        tracker.received(offset)
+        send.send_nowait(Record("orders.webhooks", 0, offset, b"k", envelope_bytes(user, "paid", 0), []))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(actor.run)
+        await trio.sleep(1.0)
+        closed_at = trio.current_time()
+        await send.aclose()  # revoked
+    assert trio.current_time() - closed_at <= LanePolicy().max_delay_seconds  # not the 30 s window
+    assert dead == [] and tracker.position() == 0  # the lanes' events stay for the next owner

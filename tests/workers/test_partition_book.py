@@ -86,8 +86,7 @@ def test_a_users_later_events_wait_behind_and_move_on_when_the_head_expires() ->
     lanes.add("u", "next", 1.0, tried=False)
     lanes.add("v", "other", 1.0, tried=True)
     assert lanes.depth == 3 and lanes.holds("u") and not lanes.holds("w")
-    result = lanes.retried([(e, Outcome.NOT_FOUND if e.item != "next" else Outcome.DEFERRED)
-                            for e in lanes.due(5.0)], 5.0)
+    result = lanes.retried([(e, Outcome.NOT_FOUND) for e in lanes.due(5.0)], 5.0)
     assert [e.item for e in result.expired] == ["head"]  # v's event entered at 1.0: still in its window
     assert lanes.next_due() == 5.0  # "next" was never tried: at once
     result = lanes.retried([(e, Outcome.APPLIED) for e in lanes.due(5.0) if e.user == "u"], 5.0)
@@ -95,10 +94,21 @@ def test_a_users_later_events_wait_behind_and_move_on_when_the_head_expires() ->
     assert not lanes.holds("u") and lanes.holds("v")
 
 
-def test_when_the_head_is_found_the_lane_settles_in_order() -> None:
+def test_a_lane_moves_one_event_at_a_time_once_its_head_is_found() -> None:
     lanes: RetryLanes[str] = RetryLanes(POLICY)
     for index, item in enumerate(["a", "b", "c"]):
         lanes.add("u", item, 0.0, tried=index == 0)
-    result = lanes.retried([(e, o) for e, o in zip(lanes.due(0.2), [Outcome.APPLIED, Outcome.INVALID_TRANSITION,
-                                                                     Outcome.DUPLICATE])], 0.2)
-    assert [e.item for e, _ in result.settled] == ["a", "b", "c"] and lanes.depth == 0
+    settled = []
+    for outcome in (Outcome.APPLIED, Outcome.INVALID_TRANSITION, Outcome.DUPLICATE):
+        (head,) = lanes.due(0.2)  # only the head is tried: a lane costs one row per event in all
+        settled += [(e.item, o) for e, o in lanes.retried([(head, outcome)], 0.2).settled]
+    assert settled == [("a", Outcome.APPLIED), ("b", Outcome.INVALID_TRANSITION), ("c", Outcome.DUPLICATE)]
+    assert lanes.depth == 0 and lanes.next_due() is None
+
+
+def test_lanes_are_full_at_their_bound() -> None:
+    lanes: RetryLanes[str] = RetryLanes(LanePolicy(max_events=2))
+    lanes.add("u", "a", 0.0, tried=True)
+    assert not lanes.full
+    lanes.add("v", "b", 0.0, tried=True)
+    assert lanes.full

@@ -217,3 +217,48 @@ async def test_an_unknown_order_does_not_hold_up_its_partition(autojump_clock: t
         assert store.statuses("order-late") == ["paid"]
         await leave(one)
     assert dead == []
+
+
+async def test_backpressure_with_a_slow_broker_raises_no_false_alert(autojump_clock: trio.abc.Clock) -> None:
+    """The actor drains while a commit is out: pause and depth are read afresh before judging."""
+    broker, store, dead = FakeBroker(TOPIC, 1), MemoryStore(), DeadLetters()
+    broker.commit_latency_seconds = 0.3
+    store.latency_seconds = 0.01
+    alerts: dict[str, list[str]] = {}
+    raised: list[list[str]] = []
+    timings = ConsumerTimings(drain_seconds=1.0, commit_seconds=1.0, close_seconds=1.0, health_interval_seconds=1.0)
+
+    async def watch() -> None:
+        while True:
+            if alerts.get(TOPIC):
+                raised.append(alerts[TOPIC])
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        one = await start(nursery, member(broker, "one", store, dead, mailbox_size=8, timings=timings, alerts=alerts))
+        events = produce_lifecycles(broker, store, [f"user-{i}" for i in range(60)])
+        await wait_until(lambda: len(store.applied) == events, "every event is applied")
+        await wait_until(lambda: committed_everything(broker), "everything is committed")
+        await leave(one)
+        nursery.cancel_scope.cancel()
+    assert raised == []
+
+
+async def test_sigterm_during_a_revoke_callback_drains_once_within_the_grace(autojump_clock: trio.abc.Clock) -> None:
+    broker, store, dead = FakeBroker(TOPIC, 2), MemoryStore(), DeadLetters()
+    store.gate = trio.Event()  # nothing can drain: every drain runs to its deadline
+    produce_lifecycles(broker, store, USERS)
+    async with trio.open_nursery() as nursery:
+        one = await start(nursery, member(broker, "one", store, dead))
+        await wait_until(lambda: one.client.paused == {0, 1}, "both partitions are busy")
+        revoking_at = trio.current_time()
+        await start(nursery, member(broker, "two", store, dead))  # one's revoke callback starts draining
+        await trio.sleep_until(revoking_at + 0.1)
+        stopped_at = trio.current_time()
+        one.stop.set()  # SIGTERM just after the callback's drain began
+        await one.ended.wait()
+        elapsed = trio.current_time() - stopped_at
+        nursery.cancel_scope.cancel()
+    # one drain deadline from SIGTERM on, shared by the callback's revoke and the final one (not two in a row)
+    assert elapsed <= TIMINGS.drain_seconds + TIMINGS.commit_seconds
