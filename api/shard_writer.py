@@ -1,10 +1,12 @@
 """The per-shard writer actor: concurrent updates become one transaction per batch.
 
 Handlers ``submit`` an update and wait for its outcome; the actor takes whatever
-has queued up (up to ``max_batch``), applies it with ``apply_batch`` in one
-transaction and one trio↔asyncio crossing, and answers each caller on its own
-one-shot channel. Throughput is then batches per second × batch size instead of
-one transaction per request.
+has queued up (up to ``max_batch``), applies it through the ``ShardApplier`` (one
+transaction and one trio↔asyncio crossing; an update PostgreSQL refuses is isolated,
+so it cannot fail the unrelated requests batched with it), and answers each caller
+on its own one-shot channel. Throughput is then batches per second × batch size
+instead of one transaction per request. A shard that is down fails the batch at
+once (503 to each caller; ingest retries): requests are not held in place.
 """
 
 from __future__ import annotations
@@ -15,19 +17,19 @@ import trio
 
 from shared.database import Database
 from shared.domain import Outcome
-from shared.errors import DatabaseUnavailable, Unavailable
+from shared.errors import Unavailable
 from shared.logs import get_logger
 from shared.messages import Update
-from shared.repository import apply_batch
+from shared.shard_applier import ApplyPolicy, ShardApplier
 
 log = get_logger(__name__)
-BATCH_DEADLINE_SECONDS = 10.0
+API_POLICY = ApplyPolicy(defer_after_not_found=False, timeout_seconds=10.0)
 
 
 @dataclass(frozen=True)
 class _Request:
     update: Update
-    reply: trio.MemorySendChannel[Outcome | Exception]
+    reply: trio.MemorySendChannel[Outcome | str | Exception]
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,16 @@ class WriterStatistics:
 
 class ShardWriter:
     def __init__(self, database: Database, shard: int, *, max_batch: int = 256) -> None:
-        self._database = database
+        self._applier = ShardApplier(database, API_POLICY)
         self._shard = shard
         self._max_batch = max_batch
         self._send, self._receive = trio.open_memory_channel[_Request](max_batch * 4)
         self._batches = 0
         self._max_batch_seen = 0
 
-    async def submit(self, update: Update) -> Outcome:
-        """Queue ``update`` and wait for its outcome (the caller owns the deadline)."""
-        reply_send, reply_receive = trio.open_memory_channel[Outcome | Exception](1)
+    async def submit(self, update: Update) -> Outcome | str:
+        """Queue ``update`` and wait for its outcome, or ``REFUSED`` (the caller owns the deadline)."""
+        reply_send, reply_receive = trio.open_memory_channel[Outcome | str | Exception](1)
         async with reply_receive:
             await self._send.send(_Request(update, reply_send))
             result = await reply_receive.receive()
@@ -82,16 +84,13 @@ class ShardWriter:
                 break
         return taken
 
-    async def _apply(self, batch: list[_Request]) -> list[Outcome | Exception]:
+    async def _apply(self, batch: list[_Request]) -> list[Outcome | str | Exception]:
         self._batches += 1
         self._max_batch_seen = max(self._max_batch_seen, len(batch))
         try:
-            with trio.fail_after(BATCH_DEADLINE_SECONDS):
-                return list(await self._database.run(self._shard, apply_batch, [r.update for r in batch]))
-        except trio.TooSlowError:
-            error: Exception = DatabaseUnavailable("database did not answer in time")
+            return list(await self._applier.apply(self._shard, [r.update for r in batch]))
         except Unavailable as exc:
-            error = exc
+            error: Exception = exc
         except Exception as exc:  # noqa: BLE001 - a bug must reach the callers, not kill the actor
             log.exception("batch failed", shard=self._shard, size=len(batch))
             error = exc

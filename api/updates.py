@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from api.shard_writer import ShardWriter
+from api.shard_writer import API_POLICY, ShardWriter
 from shared.database import Database
 from shared.domain import OUTCOME_ERRORS, SUCCESSFUL, Outcome
+from shared.errors import InvalidInput
 from shared.messages import DisputeUpdate, Update
-from shared.repository import apply_batch
+from shared.shard_applier import REFUSED, ShardApplier
 from shared.shard_routing import home_shard, refine_not_found
 
 
@@ -21,6 +22,7 @@ class UpdateApplier:
     def __init__(self, database: Database, writers: Sequence[ShardWriter] | None) -> None:
         self._database = database
         self._writers = writers
+        self._direct = ShardApplier(database, API_POLICY)
 
     async def apply(self, update: Update) -> Outcome:
         """The outcome (applied or stale), or the error the outcome stands for."""
@@ -28,7 +30,9 @@ class UpdateApplier:
         if self._writers is not None:
             outcome = await self._writers[shard].submit(update)
         else:
-            (outcome,) = await self._database.run(shard, apply_batch, [update])
+            (outcome,) = await self._direct.apply(shard, [update])
+        if outcome == REFUSED:
+            raise InvalidInput("the database refused the update's data")
         if outcome is Outcome.NOT_FOUND:
             outcome = await refine_not_found(self._database, update)
         if outcome not in SUCCESSFUL:

@@ -38,6 +38,15 @@ OrderStatus = Literal["pending", "authorized", "paid", "failed", "canceled", "re
 DisputeStatus = Literal["opened", "evidence_required", "evidence_submitted", "won", "lost"]
 
 
+def _check_occurred_at(occurred_at: dt.datetime) -> None:
+    """A time with a zone at the edge of the calendar (0001-01-01T00:00+14:00) has no UTC value:
+    PostgreSQL's driver refuses it, so it is refused here, as bad input (400 / DLQ ``schema``)."""
+    try:
+        occurred_at.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("occurred_at is outside the range of representable times - at `$.occurred_at`") from None
+
+
 class OrderWebhook(msgspec.Struct, frozen=True, kw_only=True):
     """``POST /webhooks/payments/orders``: a status change of an order's payment."""
 
@@ -48,6 +57,9 @@ class OrderWebhook(msgspec.Struct, frozen=True, kw_only=True):
     amount: Amount
     currency: Currency
     occurred_at: Timestamp
+
+    def __post_init__(self) -> None:
+        _check_occurred_at(self.occurred_at)
 
 
 class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +74,9 @@ class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
     amount: Amount
     currency: Currency
     occurred_at: Timestamp
+
+    def __post_init__(self) -> None:
+        _check_occurred_at(self.occurred_at)
 
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_CHARS)]

@@ -27,7 +27,7 @@ from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
 from shared.tracing import trace_id
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, validation_error
-from workers.batch_writer import REFUSED
+from shared.shard_applier import REFUSED
 from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES, RETRY_LANE_DEPTH
 from workers.offset_tracker import OffsetTracker
 from workers.records import DeadLetter, Record, dead_letter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import trio
 import trio_asyncio
@@ -10,7 +12,9 @@ from api.shard_writer import ShardWriter
 from shared.database import open_database
 from shared.domain import Outcome
 from shared.errors import DatabaseUnavailable
+from shared.messages import OrderUpdate
 from shared.settings import Settings
+from shared.shard_applier import REFUSED
 from shared.sharding import shard_for
 from tests.api.updates import at, order_update
 from webhooks.embedded import free_port
@@ -54,3 +58,38 @@ async def test_a_dead_shard_fails_the_batch_not_the_actor(settings: Settings) ->
                     with pytest.raises(DatabaseUnavailable):
                         await writer.submit(order_update("o", "u", "paid", at(1)))
                 nursery.cancel_scope.cancel()
+
+
+class _Unvalidated(OrderUpdate, frozen=True, kw_only=True):
+    """An update that skipped our schema's checks, as a bug or an older schema could let through."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+async def test_an_update_postgresql_refuses_fails_alone_not_its_batch(settings: Settings) -> None:
+    """It passed our schema but not PostgreSQL's: it is refused, the requests batched with it apply."""
+    users = [u for u in (f"user-{i}" for i in range(200)) if shard_for(u, 2) == 0][:20]
+    edge_of_time = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14)))  # no UTC value
+    good = order_update("o-x", "x", "paid", at(1))
+    refused = _Unvalidated(**{f: getattr(good, f) for f in good.__struct_fields__} | {"order_id": f"o-{users[0]}",
+                              "user_id": users[0], "occurred_at": edge_of_time})
+    with trio.fail_after(30):
+        async with trio_asyncio.open_loop() as loop, open_database(loop, settings.database_urls) as database:
+            await database.run(0, _insert_orders, users)
+            writer = ShardWriter(database, 0, max_batch=64)
+            outcomes: dict[str, object] = {}
+
+            async def submit(update: OrderUpdate) -> None:
+                outcomes[update.user_id] = await writer.submit(update)
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                async with trio.open_nursery() as clients:
+                    clients.start_soon(submit, refused)
+                    for user in users[1:]:
+                        clients.start_soon(submit, order_update(f"o-{user}", user, "paid", at(1)))
+                nursery.cancel_scope.cancel()
+    assert outcomes.pop(users[0]) == REFUSED
+    assert list(outcomes.values()) == [Outcome.APPLIED] * (len(users) - 1)
+    assert writer.statistics().max_batch_seen > 1  # they really shared a batch
