@@ -10,14 +10,16 @@ same interface and gets the same wrapper.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 import httpx
 import trio
 
 from shared.protobuf_codec import to_protobuf
-from ingest.breaker_actor import CircuitBreakerActor
+from ingest.breaker_actor import CircuitBreakerActor, result_of
+from ingest.circuit_breaker import Result
 from ingest.metrics import API_CALLS
 from shared.retry_policy import TransientFailure, retrying
 from shared.domain import Outcome
@@ -110,6 +112,25 @@ def _problem(response: httpx.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
+# What tells the breaker the api is up although the call raised: an answer about the event
+# itself (404, 422, 400, or an answer this client does not know, all WebhookErrors; a 409 is
+# the DUPLICATE outcome). TransientFailure (5xx, unreachable, per-attempt timeout) and anything
+# unexpected count as failures; a cancelled attempt releases its permit and counts neither way.
+BREAKER_ANSWERS: tuple[type[Exception], ...] = (WebhookError,)
+_ATTEMPT_RESULTS = {Result.SUCCESS: "ok", Result.FAILURE: "failed", Result.RELEASED: "cancelled"}
+
+
+@contextmanager
+def _counted_attempt() -> Iterator[None]:
+    """``ingest_api_calls_total`` by how the attempt went, in the breaker's terms."""
+    try:
+        yield
+    except BaseException as exc:
+        API_CALLS.labels(_ATTEMPT_RESULTS[result_of(exc, BREAKER_ANSWERS)]).inc()
+        raise
+    API_CALLS.labels("ok").inc()
+
+
 class ResilientApiClient:
     """Any ApiClient behind the retry policy, a per-attempt deadline and the circuit breaker."""
 
@@ -139,18 +160,13 @@ class ResilientApiClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, send: Callable[[U], Awaitable[Outcome]], update: U) -> Outcome:
-        await self._breaker.acquire()
-        healthy = False
+        async with self._breaker.permit(answers=BREAKER_ANSWERS):
+            with _counted_attempt():
+                return await self._send_in_time(send, update)
+
+    async def _send_in_time(self, send: Callable[[U], Awaitable[Outcome]], update: U) -> Outcome:
         try:
             with trio.fail_after(self._settings.api_timeout_seconds):
-                outcome = await send(update)
-            healthy = True
-            return outcome
+                return await send(update)
         except trio.TooSlowError:
             raise TransientFailure(GatewayTimeout("the api did not answer in time")) from None
-        except WebhookError:
-            healthy = True  # the api answered about the event itself: it is up
-            raise
-        finally:
-            self._breaker.record_nowait(healthy)
-            API_CALLS.labels("ok" if healthy else "failed").inc()

@@ -1,14 +1,34 @@
 """The circuit-breaker actor: one trio task owns the breaker; callers talk to it over channels.
 
-``acquire()`` asks "may I call?" and waits for the answer; ``record_nowait()``
-reports how the call went (synchronously, so it works from a cancelled caller's
-``finally`` — a trial call that is never reported would hold the breaker half-open).
+    async with breaker.permit(answers=(WebhookError,)):
+        await call_the_api()
+
+``permit()`` asks the actor "may I call?" and waits for its answer: a ``Permit``
+(generation + trial flag), or ``CircuitOpen`` with Retry-After. Leaving the block
+reports how the call went, by what left it (``result_of``):
+
+- nothing: a success;
+- an exception of the ``answers`` types: a success too — the other side answered
+  (for the api client: 404, 409, 422, 400 — answers about the event itself);
+- any other ``Exception``: a failure (transient failures, timeouts, surprises);
+- ``trio.Cancelled`` (alone or in a group), or any other ``BaseException``: the
+  permit is released, counting neither way — a cancelled caller says nothing about
+  the api.
+
+A permit is released by whichever side holds it last. A caller cancelled before the
+answer reached it takes the answer out of its reply channel if it is there; otherwise
+it closes the channel, and the actor, failing to deliver, releases the permit itself.
+Reports go out with ``send_nowait`` (no checkpoint, so they work from a cancelled
+caller), which is why the inbox is unbounded: each caller has at most one ask or one
+report in it, so callers bound it. The rules live in ``circuit_breaker``; this file
+only moves messages and publishes the state in metrics.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
@@ -25,7 +45,26 @@ class _Ask:
 
 @dataclass(frozen=True)
 class _Report:
-    success: bool
+    permit: rules.Permit
+    result: rules.Result
+
+
+@dataclass(frozen=True)
+class BreakerStatistics:
+    state: rules.State
+    generation: int
+    consecutive_failures: int
+    trials_in_flight: int
+    inbox_depth: int
+
+
+def result_of(exc: BaseException | None, answers: tuple[type[Exception], ...] = ()) -> rules.Result:
+    """What leaving a permit's block with ``exc`` reports (see the module docstring)."""
+    if exc is None or isinstance(exc, answers):
+        return rules.Result.SUCCESS
+    if isinstance(exc, Exception):
+        return rules.Result.FAILURE
+    return rules.Result.RELEASED  # trio.Cancelled, a group holding one, KeyboardInterrupt…
 
 
 class CircuitBreakerActor:
@@ -34,46 +73,81 @@ class CircuitBreakerActor:
         self._breaker = rules.Breaker(config)
         self._name = name
         self._clock = clock
-        self._send, self._receive = trio.open_memory_channel[_Ask | _Report](math.inf)
+        self._send, self._inbox = trio.open_memory_channel[_Ask | _Report](math.inf)
         self._publish(self._breaker.state)
 
     @property
     def state(self) -> rules.State:
         return self._breaker.state
 
-    async def acquire(self) -> None:
-        """Return if the call may go ahead; raise ``CircuitOpen`` (with Retry-After) if not."""
-        reply_send, reply_receive = trio.open_memory_channel[rules.Decision](1)
-        async with reply_receive:
-            self._send.send_nowait(_Ask(reply_send))
-            decision = await reply_receive.receive()
-        if not decision.allowed:
+    def statistics(self) -> BreakerStatistics:
+        b = self._breaker
+        return BreakerStatistics(b.state, b.generation, b.failures, b.trials,
+                                 self._send.statistics().current_buffer_used)
+
+    @asynccontextmanager
+    async def permit(self, *, answers: tuple[type[Exception], ...] = ()) -> AsyncIterator[rules.Permit]:
+        """Hold a permit for one call; raise ``CircuitOpen`` (with Retry-After) if refused."""
+        decision = await self._ask()
+        if decision.permit is None:
             raise CircuitOpen("the api is failing; not calling it for now",
                               retry_after_seconds=max(1, math.ceil(decision.retry_after_seconds)))
+        try:
+            yield decision.permit
+        except BaseException as exc:
+            self._report(decision.permit, result_of(exc, answers))
+            raise
+        self._report(decision.permit, rules.Result.SUCCESS)
 
-    def record_nowait(self, success: bool) -> None:
-        self._send.send_nowait(_Report(success))
+    async def _ask(self) -> rules.Decision:
+        reply_send, reply_receive = trio.open_memory_channel[rules.Decision](1)
+        with reply_receive:
+            try:
+                self._send.send_nowait(_Ask(reply_send))
+            except trio.BrokenResourceError:
+                raise CircuitOpen("the circuit breaker has stopped") from None
+            try:
+                return await reply_receive.receive()
+            except BaseException:
+                self._release_undelivered(reply_receive)
+                raise
+
+    def _release_undelivered(self, reply: trio.MemoryReceiveChannel[rules.Decision]) -> None:
+        try:
+            decision = reply.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return  # not answered yet: the actor will find the channel closed and release it
+        if decision.permit is not None:
+            self._report(decision.permit, rules.Result.RELEASED)
+
+    def _report(self, permit: rules.Permit, result: rules.Result) -> None:
+        try:
+            self._send.send_nowait(_Report(permit, result))
+        except trio.BrokenResourceError:
+            pass  # the actor has stopped: no state left to keep
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        async with self._receive:
-            async for message in self._receive:
+        async with self._inbox:
+            async for message in self._inbox:
                 before = self._breaker.state
                 if isinstance(message, _Ask):
-                    self._breaker, decision = rules.request(self._breaker, self._clock())
-                    with message.reply:
-                        try:
-                            message.reply.send_nowait(decision)
-                        except trio.BrokenResourceError:  # the caller is gone: release its trial slot
-                            if decision.allowed:
-                                self._breaker = rules.failed(self._breaker, self._clock())
-                elif message.success:
-                    self._breaker = rules.succeeded(self._breaker, self._clock())
+                    self._answer(message)
                 else:
-                    self._breaker = rules.failed(self._breaker, self._clock())
+                    self._breaker = rules.report(self._breaker, message.permit, message.result, self._clock())
                 if self._breaker.state is not before:
                     BREAKER_TRANSITIONS.labels(self._name, before.value, self._breaker.state.value).inc()
                     self._publish(self._breaker.state)
+
+    def _answer(self, ask: _Ask) -> None:
+        self._breaker, decision = rules.request(self._breaker, self._clock())
+        with ask.reply:
+            try:
+                ask.reply.send_nowait(decision)
+            except trio.BrokenResourceError:  # the caller was cancelled before the answer
+                if decision.permit is not None:
+                    self._breaker = rules.report(self._breaker, decision.permit, rules.Result.RELEASED,
+                                                 self._clock())
 
     def _publish(self, state: rules.State) -> None:
         for candidate in rules.State:

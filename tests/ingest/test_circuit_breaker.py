@@ -1,181 +1,140 @@
-"""The breaker's rules (pure), then the actor and the retrying client on trio's autojump clock."""
+"""The breaker's rules, pure: driven with no loop and no clock (``now`` passed in)."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from prometheus_client import REGISTRY
-import trio
-from trio.testing import wait_all_tasks_blocked
 
 from ingest import circuit_breaker as rules
-from ingest.api_client import ResilientApiClient
-from ingest.breaker_actor import CircuitBreakerActor
-from shared.retry_policy import TransientFailure
-from shared.domain import Outcome
-from shared.errors import BadGateway, CircuitOpen, GatewayTimeout, NotFound
-from shared.settings import Settings
+from ingest.circuit_breaker import Event, IllegalTransition, Permit, Result, State
 
 CONFIG = rules.BreakerConfig(failure_threshold=3, reset_timeout_seconds=30, half_open_max_calls=2)
 
 
+def fail(breaker: rules.Breaker, times: int, now: float = 0) -> rules.Breaker:
+    """``times`` calls admitted and failed, one after the other."""
+    for _ in range(times):
+        breaker, decision = rules.request(breaker, now)
+        assert decision.permit is not None
+        breaker = rules.report(breaker, decision.permit, Result.FAILURE, now)
+    return breaker
+
+
+def opened(at: float = 0) -> rules.Breaker:
+    return fail(rules.Breaker(CONFIG), CONFIG.failure_threshold, at)
+
+
+def half_open(trials: int = 1) -> tuple[rules.Breaker, list[Permit]]:
+    """Open at t=0, then ``trials`` trial permits taken at t=30."""
+    breaker, permits = opened(), []
+    for _ in range(trials):
+        breaker, decision = rules.request(breaker, 30)
+        assert decision.permit is not None
+        permits.append(decision.permit)
+    return breaker, permits
+
+
 def test_opens_after_consecutive_failures_only() -> None:
-    breaker = rules.Breaker(CONFIG)
-    for _ in range(2):
-        breaker = rules.failed(breaker, 0)
-    breaker = rules.succeeded(breaker, 0)  # a success resets the count
-    for _ in range(2):
-        breaker = rules.failed(breaker, 0)
-    assert breaker.state is rules.State.CLOSED
-    breaker = rules.failed(breaker, 10)
-    assert breaker.state is rules.State.OPEN
+    breaker = fail(rules.Breaker(CONFIG), 2)
+    breaker, decision = rules.request(breaker, 0)
+    assert decision.permit is not None
+    breaker = rules.report(breaker, decision.permit, Result.SUCCESS, 0)  # a success resets the count
+    breaker = fail(breaker, 2)
+    assert (breaker.state, breaker.failures) == (State.CLOSED, 2)
+    breaker = fail(breaker, 1, now=10)
+    assert (breaker.state, breaker.opened_at) == (State.OPEN, 10)
     breaker, decision = rules.request(breaker, 25)
-    assert decision == rules.Decision(False, 15)
+    assert decision == rules.Decision(None, 15) and not decision.allowed
+
+
+def test_after_the_reset_timeout_a_call_is_a_trial_of_a_new_generation() -> None:
+    breaker = opened()
+    assert rules.request(breaker, 29.9)[1].retry_after_seconds == pytest.approx(0.1)
+    breaker, decision = rules.request(breaker, 30)
+    assert breaker.state is State.HALF_OPEN and breaker.trials == 1
+    assert decision.permit == Permit(generation=2, trial=True)  # closed 0 → open 1 → half-open 2
 
 
 def test_half_open_admits_a_bounded_number_of_trials() -> None:
-    breaker = rules.Breaker(CONFIG, rules.State.OPEN, 3, opened_at=0)
-    breaker, first = rules.request(breaker, 30)
-    breaker, second = rules.request(breaker, 30)
-    breaker, third = rules.request(breaker, 30)
-    assert (first.allowed, second.allowed, third.allowed) == (True, True, False)
-    assert breaker.state is rules.State.HALF_OPEN
-    assert rules.succeeded(breaker, 31).state is rules.State.CLOSED
-    reopened = rules.failed(breaker, 31)
-    assert (reopened.state, reopened.opened_at) == (rules.State.OPEN, 31)
+    breaker, permits = half_open(trials=2)
+    assert permits == [Permit(2, True), Permit(2, True)]
+    breaker, third = rules.request(breaker, 31)
+    assert third == rules.Decision(None, rules.TRIALS_BUSY_RETRY_AFTER_SECONDS)
+    assert (breaker.state, breaker.trials) == (State.HALF_OPEN, 2)
 
 
-class FakeApi:
-    """An in-memory ApiClient: answers from a script of results, one per call, and logs call times."""
-
-    def __init__(self, script: list[Outcome | Exception]) -> None:
-        self.script = list(script)
-        self.calls: list[float] = []
-
-    async def _next(self) -> Outcome:
-        self.calls.append(trio.current_time())
-        result = self.script.pop(0) if self.script else Outcome.APPLIED
-        if isinstance(result, Exception):
-            raise result
-        if result == "hang":
-            await trio.sleep_forever()
-        if result == "slow":  # answers after a second, so calls overlap
-            await trio.sleep(1)
-            return Outcome.APPLIED
-        return result
-
-    async def send_order_update(self, update: object) -> Outcome:
-        return await self._next()
-
-    async def send_dispute_update(self, update: object) -> Outcome:
-        return await self._next()
-
-    async def aclose(self) -> None:
-        pass
+@pytest.mark.parametrize(("result", "state", "generation"), [(Result.SUCCESS, State.CLOSED, 3),
+                                                             (Result.FAILURE, State.OPEN, 3)])
+def test_a_trial_closes_or_reopens_the_circuit(result: Result, state: State, generation: int) -> None:
+    breaker, (trial, _) = half_open(trials=2)
+    breaker = rules.report(breaker, trial, result, 40)
+    assert (breaker.state, breaker.generation, breaker.failures, breaker.trials) == (state, generation, 0, 0)
+    if state is State.OPEN:
+        assert breaker.opened_at == 40  # another full reset timeout from now
 
 
-def transient() -> TransientFailure:
-    return TransientFailure(BadGateway("api answered 500"))
+def test_a_released_trial_frees_its_slot_and_counts_nothing() -> None:
+    breaker, (first, second) = half_open(trials=2)
+    breaker = rules.report(breaker, first, Result.RELEASED, 31)
+    assert (breaker.state, breaker.generation, breaker.trials) == (State.HALF_OPEN, 2, 1)
+    breaker, again = rules.request(breaker, 31)
+    assert again.permit == Permit(2, True)
 
 
-SETTINGS = Settings(api_retry_attempts=3, api_retry_base_delay_seconds=0.1, api_retry_max_delay_seconds=5,
-                    api_timeout_seconds=10, breaker_failure_threshold=3, breaker_reset_timeout_seconds=30)
+def test_a_released_call_keeps_the_failure_count() -> None:
+    breaker = fail(rules.Breaker(CONFIG), 2)
+    breaker, decision = rules.request(breaker, 0)
+    assert decision.permit == Permit(0, False)
+    breaker = rules.report(breaker, decision.permit, Result.RELEASED, 0)
+    assert (breaker.state, breaker.failures) == (State.CLOSED, 2)
+    assert fail(breaker, 1).state is State.OPEN
 
 
-async def run_with(script: list, config: rules.BreakerConfig, scenario, settings: Settings = SETTINGS) -> FakeApi:
-    api = FakeApi(script)
-    breaker = CircuitBreakerActor(config, name="test")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(breaker.run)
-        await scenario(ResilientApiClient(api, breaker, settings, rng=random.Random(7)), breaker)
-        nursery.cancel_scope.cancel()
-    return api
+def _stale_closed() -> rules.Breaker:
+    breaker, (trial,) = half_open()
+    return rules.report(breaker, trial, Result.SUCCESS, 31)  # closed again, generation 3
 
 
-async def test_retry_schedule_is_exact_with_seeded_jitter(autojump_clock: trio.abc.Clock) -> None:
-    rng = random.Random(7)
-    expected_delays = [0.1 * rng.uniform(0.75, 1.25), 0.2 * rng.uniform(0.75, 1.25)]
-
-    async def scenario(client: ResilientApiClient, breaker: CircuitBreakerActor) -> None:
-        assert await client.send_order_update(None) is Outcome.APPLIED
-
-    api = await run_with([transient(), transient(), Outcome.APPLIED], rules.BreakerConfig(10, 30), scenario)
-    gaps = [b - a for a, b in zip(api.calls, api.calls[1:])]
-    assert gaps == pytest.approx(expected_delays, abs=1e-9)
+@pytest.mark.parametrize("result", list(Result))
+@pytest.mark.parametrize("breaker", [opened(), half_open()[0], _stale_closed(), fail(_stale_closed(), 2)],
+                         ids=["open", "half_open", "closed", "closed_with_failures"])
+def test_reports_of_an_older_generation_change_nothing(breaker: rules.Breaker, result: Result) -> None:
+    """A call admitted while closed (generation 0) answers late, whatever the breaker became."""
+    assert rules.report(breaker, Permit(0, trial=False), result, 99) == breaker
 
 
-async def test_after_the_last_attempt_5xx_is_502_and_timeout_is_504(autojump_clock: trio.abc.Clock) -> None:
-    async def scenario(client: ResilientApiClient, breaker: CircuitBreakerActor) -> None:
-        with pytest.raises(BadGateway):
-            await client.send_order_update(None)
-        with pytest.raises(GatewayTimeout):
-            await client.send_order_update(None)
-
-    api = await run_with([transient()] * 3 + ["hang"] * 3, rules.BreakerConfig(100, 30), scenario)
-    assert len(api.calls) == 6
-    assert api.calls[5] - api.calls[3] == pytest.approx(20 + 0.1 * 0.75 + 0.2 * 0.75, abs=0.5)  # two 10 s timeouts
+def test_a_trial_answering_after_another_reopened_the_circuit_changes_nothing() -> None:
+    breaker, (first, second) = half_open(trials=2)
+    breaker = rules.report(breaker, first, Result.FAILURE, 31)  # reopened, generation 3
+    assert rules.report(breaker, second, Result.SUCCESS, 32) == breaker
 
 
-async def test_answers_about_the_event_are_not_retried(autojump_clock: trio.abc.Clock) -> None:
-    async def scenario(client: ResilientApiClient, breaker: CircuitBreakerActor) -> None:
-        with pytest.raises(NotFound):
-            await client.send_order_update(None)
-        assert await client.send_order_update(None) is Outcome.DUPLICATE
-
-    api = await run_with([NotFound("order x not found"), Outcome.DUPLICATE], rules.BreakerConfig(1, 30), scenario)
-    assert len(api.calls) == 2  # and the breaker (threshold 1) stayed closed
+def _released_trial() -> rules.Breaker:
+    breaker, (trial,) = half_open()
+    return rules.report(breaker, trial, Result.RELEASED, 31)
 
 
-async def test_breaker_opens_fails_fast_half_opens_and_recovers(autojump_clock: trio.abc.Clock) -> None:
-    one_attempt = SETTINGS.replace(api_retry_attempts=1)
-
-    async def scenario(client: ResilientApiClient, breaker: CircuitBreakerActor) -> None:
-        for _ in range(3):
-            with pytest.raises(BadGateway):
-                await client.send_order_update(None)
-        await wait_all_tasks_blocked()  # the actor has handled every report
-        assert breaker.state is rules.State.OPEN
-        assert REGISTRY.get_sample_value("circuit_breaker_state", {"breaker": "test", "state": "open"}) == 1
-        opened = trio.current_time()
-        with pytest.raises(CircuitOpen) as refused:
-            await client.send_order_update(None)
-        assert refused.value.retry_after_seconds == 30 and trio.current_time() == opened  # immediate
-        await trio.sleep(29.5)
-        with pytest.raises(CircuitOpen):
-            await client.send_order_update(None)
-        await trio.sleep(0.5)
-        # half-open: one trial (max 1); it fails, so the circuit opens again for 30 s
-        with pytest.raises(BadGateway):
-            await client.send_order_update(None)
-        await wait_all_tasks_blocked()  # the actor has handled every report
-        assert breaker.state is rules.State.OPEN
-        await trio.sleep(30)
-        assert await client.send_order_update(None) is Outcome.APPLIED
-        await wait_all_tasks_blocked()
-        assert breaker.state is rules.State.CLOSED
-
-    api = await run_with([transient()] * 4, rules.BreakerConfig(3, 30, 1), scenario, one_attempt)
-    assert len(api.calls) == 5  # refused calls never reached the api
+@pytest.mark.parametrize(("breaker", "permit"), [
+    (opened(), Permit(1, trial=False)),  # open hands out no permit of its own generation
+    (opened(), Permit(1, trial=True)),
+    (rules.Breaker(CONFIG), Permit(0, trial=True)),  # closed hands out no trials
+    (half_open()[0], Permit(2, trial=False)),  # half-open hands out only trials
+    (rules.Breaker(CONFIG), Permit(1, trial=False)),  # a generation from the future
+    (_released_trial(), Permit(2, trial=True)),  # the one trial, reported twice
+], ids=["open", "open_trial", "closed_trial", "half_open_not_trial", "future", "reported_twice"])
+def test_reports_the_breaker_cannot_have_asked_for_raise(breaker: rules.Breaker, permit: Permit) -> None:
+    with pytest.raises(IllegalTransition):
+        rules.report(breaker, permit, Result.SUCCESS, 50)
 
 
-async def test_half_open_limits_concurrent_trials(autojump_clock: trio.abc.Clock) -> None:
-    async def scenario(client: ResilientApiClient, breaker: CircuitBreakerActor) -> None:
-        with pytest.raises(BadGateway):
-            await client.send_order_update(None)
-        await trio.sleep(30)
-        results: list[str] = []
+def test_every_state_change_starts_a_generation_and_nothing_else_does() -> None:
+    changes = {(state, event) for (state, event), target in rules.TRANSITIONS.items() if target is not state}
+    assert changes == {(State.CLOSED, Event.THRESHOLD_REACHED), (State.OPEN, Event.TRIAL_STARTED),
+                       (State.HALF_OPEN, Event.TRIAL_SUCCEEDED), (State.HALF_OPEN, Event.TRIAL_FAILED)}
+    for (state, event), target in rules.TRANSITIONS.items():
+        moved = rules.step(rules.Breaker(CONFIG, state, generation=5, failures=1, trials=1), event, 7)
+        assert moved.state is target
+        assert moved.generation == (6 if target is not state else 5)
 
-        async def call() -> None:
-            try:
-                results.append((await client.send_order_update(None)).value)
-            except CircuitOpen:
-                results.append("refused")
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(4):
-                nursery.start_soon(call)
-        assert sorted(results) == ["applied", "applied", "refused", "refused"]
-
-    one_attempt = SETTINGS.replace(api_retry_attempts=1)
-    await run_with([transient(), "slow", "slow"], rules.BreakerConfig(1, 30, 2), scenario, one_attempt)
+def test_every_state_ignores_stale_reports() -> None:
+    assert all(rules.TRANSITIONS[state, Event.STALE] is state for state in State)
