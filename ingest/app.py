@@ -35,5 +35,6 @@ def create_app(settings: Settings, processor: Processor, checks: Mapping[str, Ch
                             content_type="application/problem+json")
         return Response(encode_json(json_schema(SCHEMAS[name])), content_type="application/schema+json")
 
-    return WebhookEndpoint(processor, settings.webhook_secrets, app, deadline_seconds=deadline_seconds,
+    keys = [key.reveal() for key in settings.webhook_secrets]  # revealed for the HMAC only
+    return WebhookEndpoint(processor, keys, app, deadline_seconds=deadline_seconds,
                            deadline_error=deadline_error)

@@ -2,7 +2,8 @@
 
 kafka: an idempotent producer with its poll task. http: the api client behind the
 retry policy and the circuit-breaker actor. Both tasks are owned here and end
-after the server has drained.
+after the server has drained. The sync modes need ``INTERNAL_TOKEN`` (the api's
+internal endpoint refuses a call without it), so they refuse to start without it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ingest.breaker_actor import CircuitBreakerActor
 from ingest.circuit_breaker import BreakerConfig
 from ingest.grpc_client import GrpcApiClient
 from ingest.processors import KafkaProcessor, Processor, SyncProcessor
-from shared.broker_probe import broker_check
+from shared.broker_probe import broker_check, producer_check
 from shared.errors import BrokerUnavailable, GatewayTimeout, WebhookError
 from shared.http_server import serve_http
 from shared.kafka_producer import KafkaProducer
@@ -47,6 +48,13 @@ def sync_deadline_seconds(settings: Settings) -> float:
     return settings.api_retry_attempts * settings.api_timeout_seconds + backoff + 1
 
 
+def require_mode_settings(settings: Settings) -> None:
+    """What ``WEBHOOK_MODE`` needs beyond ``REQUIRED``: a ``ConfigError`` (exit 2, one line) when missing."""
+    if settings.webhook_mode != "kafka":
+        settings.require("internal_token", because=f"when WEBHOOK_MODE={settings.webhook_mode}: ingest presents it "
+                                                   "to the api, which refuses every call without it")
+
+
 def open_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop, nursery: trio.Nursery):  # noqa: ANN201
     if settings.webhook_mode == "kafka":
         return open_kafka_mode(settings, nursery)
@@ -57,7 +65,8 @@ def open_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop, nursery: tri
 async def open_kafka_mode(settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Mode]:
     producer = KafkaProducer(settings.kafka_bootstrap_servers, delivery_timeout_seconds=DELIVERY_TIMEOUT_SECONDS)
     await nursery.start(producer.run)
-    yield Mode(KafkaProcessor(producer, settings), {"broker": broker_check(settings.kafka_bootstrap_servers)},
+    checks = {"broker": broker_check(settings.kafka_bootstrap_servers), "producer": producer_check(producer)}
+    yield Mode(KafkaProcessor(producer, settings), checks,
                DELIVERY_TIMEOUT_SECONDS + 1, lambda: BrokerUnavailable("the broker did not acknowledge in time"))
 
 
@@ -102,6 +111,7 @@ async def serve_ingest(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    require_mode_settings(settings)
     async with trio.open_nursery() as nursery, open_mode(settings, loop, nursery) as mode:
         app = create_app(settings, mode.processor, mode.checks, deadline_seconds=mode.deadline_seconds,
                          deadline_error=mode.deadline_error)

@@ -3,6 +3,11 @@
 Only a process's ``main`` reads ``os.environ``; everything below it receives a
 ``Settings``. A bad value raises ``ConfigError`` whose message names the variable
 and the expected form, so the process can exit with one clear line.
+
+Secrets (webhook secrets, tokens, DSNs) are held as ``Secret`` (``shared.secret``),
+so ``repr(settings)`` shows none of them; ``reveal()`` is called only where a value
+is used. An error about a secret variable names the variable and the expected form,
+never the value (a DSN is shown with its password masked).
 """
 
 from __future__ import annotations
@@ -14,33 +19,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from shared.secret import Dsn, Secret, SecretBytes, dsn_problem
+
 Mode = Literal["kafka", "http", "grpc"]
 MODES: tuple[Mode, ...] = ("kafka", "http", "grpc")
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
-
-
-class Secret:
-    """A string that never shows itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 # --- parsers: raw text -> value, raising ValueError with the expected form -------------
@@ -85,28 +71,42 @@ def _items(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def parse_dsn_list(raw: str) -> tuple[str, ...]:
-    dsns = _items(raw)
-    if not dsns or not all(d.startswith(("postgresql://", "postgres://")) for d in dsns):
-        raise ValueError("comma-separated postgresql:// DSNs, one per shard")
+DSN_FORM = "comma-separated postgresql:// DSNs, one per shard, any @ : / ? # in a password percent-encoded"
+
+
+def parse_dsn_list(raw: str) -> tuple[Dsn, ...]:
+    dsns = [Dsn(item) for item in _items(raw)]
+    if not dsns:
+        raise ValueError(DSN_FORM)
+    for shard, dsn in enumerate(dsns):
+        if (problem := dsn_problem(dsn.reveal())) is not None:
+            raise ValueError(f"{DSN_FORM}; shard{shard} {_shown_dsn(dsn)} {problem}")
     return tuple(dsns)
 
 
-def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
+def _shown_dsn(dsn: Dsn) -> str:
+    masked = dsn.masked()
+    return "(not shown)" if masked == "***" else f"({masked})"
+
+
+WHSEC_FORM = "comma-separated whsec_<base64> secrets of at least 16 bytes"
+
+
+def parse_webhook_secrets(raw: str) -> tuple[SecretBytes, ...]:
     items = _items(raw)
     if not items:
-        raise ValueError("comma-separated whsec_<base64> secrets")
-    return tuple(_decode_whsec(item) for item in items)
+        raise ValueError(WHSEC_FORM)
+    return tuple(SecretBytes(_decode_whsec(item, f"item {n} of {len(items)}")) for n, item in enumerate(items, 1))
 
 
-def _decode_whsec(item: str) -> bytes:
+def _decode_whsec(item: str, which: str) -> bytes:
     body = item.removeprefix("whsec_")
     try:
         key = base64.b64decode(body, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not ASCII
         key = b""
     if not item.startswith("whsec_") or len(key) < 16:
-        raise ValueError("comma-separated whsec_<base64> secrets of at least 16 bytes")
+        raise ValueError(f"{WHSEC_FORM} ({which} is not)")
     return key
 
 
@@ -118,9 +118,11 @@ def parse_token(raw: str) -> Secret:
 
 def parse_token_list(raw: str) -> tuple[Secret, ...]:
     items = _items(raw)
-    if not items:
-        raise ValueError("comma-separated bearer tokens")
-    return tuple(parse_token(item) for item in items)
+    short = [n for n, item in enumerate(items, 1) if len(item) < 8]
+    if not items or short:
+        which = f" (item {short[0]} of {len(items)} is not)" if short else ""
+        raise ValueError(f"comma-separated bearer tokens of at least 8 characters{which}")
+    return tuple(Secret(item) for item in items)
 
 
 def parse_url(raw: str) -> str:
@@ -166,21 +168,21 @@ def parse_log_level(raw: str) -> str:
 # --- the settings object ---------------------------------------------------------------
 
 
-def _env(name: str, parse: Callable[[str], Any], default: Any = None) -> Any:
-    """A dataclass field read from environment variable ``name``."""
-    return dataclasses.field(default=default, metadata={"env": name, "parse": parse})
+def _env(name: str, parse: Callable[[str], Any], default: Any = None, *, secret: bool = False) -> Any:
+    """A dataclass field read from environment variable ``name``; a secret one's value is never quoted."""
+    return dataclasses.field(default=default, metadata={"env": name, "parse": parse, "secret": secret})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     webhook_mode: Mode = _env("WEBHOOK_MODE", parse_mode, "kafka")
-    database_urls: tuple[str, ...] = _env("DATABASE_URLS", parse_dsn_list, ())
+    database_urls: tuple[Dsn, ...] = _env("DATABASE_URLS", parse_dsn_list, (), secret=True)
     kafka_bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", parse_text, "localhost:9092")
     topic_partitions: int = _env("TOPIC_PARTITIONS", parse_positive_int, 6)
     topic_prefix: str = _env("TOPIC_PREFIX", parse_text, "")
-    webhook_secrets: tuple[bytes, ...] = _env("WEBHOOK_SECRETS", parse_webhook_secrets, ())
-    internal_token: Secret | None = _env("INTERNAL_TOKEN", parse_token)
-    api_tokens: tuple[Secret, ...] = _env("API_TOKENS", parse_token_list, ())
+    webhook_secrets: tuple[SecretBytes, ...] = _env("WEBHOOK_SECRETS", parse_webhook_secrets, (), secret=True)
+    internal_token: Secret | None = _env("INTERNAL_TOKEN", parse_token, secret=True)
+    api_tokens: tuple[Secret, ...] = _env("API_TOKENS", parse_token_list, (), secret=True)
     api_base_url: str = _env("API_BASE_URL", parse_url, "http://localhost:3000")
     api_grpc_target: str = _env("API_GRPC_TARGET", parse_text, "localhost:50051")
     api_encoding: str = _env("API_ENCODING", parse_encoding, "json")
@@ -218,16 +220,17 @@ class Settings:
                 continue
             try:
                 values[field.name] = field.metadata["parse"](raw)
-            except ValueError as exc:
-                raise ConfigError(f"{name}={raw!r} is invalid: expected {exc}") from None
+            except ValueError as exc:  # from None: the parser's own cause may quote the value
+                shown = name if field.metadata["secret"] else f"{name}={raw!r}"
+                raise ConfigError(f"{shown} is invalid: expected {exc}") from None
         return cls(**values)
 
-    def require(self, *names: str) -> Settings:
+    def require(self, *names: str, because: str = "for this process") -> Settings:
         """Fail unless the given fields are set; a service calls this for what it needs."""
         for name in names:
             if not getattr(self, name):
                 env = _field(name).metadata["env"]
-                raise ConfigError(f"{env} is required for this process (see README: Configuration)")
+                raise ConfigError(f"{env} is required {because} (see README: Configuration)")
         return self
 
     def replace(self, **changes: Any) -> Settings:

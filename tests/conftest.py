@@ -27,7 +27,7 @@ import asyncpg
 import pytest
 
 from shared.migrations import migrate_dsn
-from shared.settings import Secret, Settings
+from shared.settings import Secret, SecretBytes, Settings
 
 START_DEADLINE_SECONDS = 60
 TEST_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789abcdef").decode()
@@ -121,7 +121,7 @@ def settings(deps: Deps, shard_urls: tuple[str, str]) -> Settings:
         kafka_bootstrap_servers=deps.kafka_bootstrap_servers,
         topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         topic_partitions=3,
-        webhook_secrets=(b"test-secret-0123456789abcdef",),
+        webhook_secrets=(SecretBytes(b"test-secret-0123456789abcdef"),),
         internal_token=Secret(TEST_INTERNAL_TOKEN),
         api_tokens=(Secret(TEST_API_TOKEN),),
         kafka_session_timeout_seconds=2.0,

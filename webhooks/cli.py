@@ -87,7 +87,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings(("database_urls",))
     today = dt.datetime.now(dt.UTC).date()
     for index, url in enumerate(settings.database_urls):
-        applied = asyncio.run(migrate_dsn(url, today))
+        applied = asyncio.run(migrate_dsn(url.reveal(), today))
         print(f"shard{index}: {'applied ' + ', '.join(applied) if applied else 'up to date'}")
     return 0
 
@@ -141,7 +141,8 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
 
     settings = load_settings(("webhook_secrets", "api_tokens"))
     ingest_url = args.ingest_url or f"http://127.0.0.1:{settings.ingest_port}"
-    sample = Sample(ingest_url, settings.api_base_url, settings.webhook_secrets[0], settings.api_tokens[0].reveal())
+    sample = Sample(ingest_url, settings.api_base_url, settings.webhook_secrets[0].reveal(),
+                    settings.api_tokens[0].reveal())
     expected = send_sample(sample, args.users)
     print(f"sent; expect: {', '.join(f'{key}={value}' for key, value in expected.items())}")
     print(f"read back: curl -H 'Authorization: Bearer <API_TOKENS>' {settings.api_base_url}/orders/<order_id>")

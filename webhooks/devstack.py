@@ -9,6 +9,10 @@ dependencies. A child that dies on its own stops everything with exit status 1.
 Each child's URL is the one its "ready to serve" log line names, read from its stdout
 (which is relayed to ours): the configured port is not always the one served on — with
 ``WORKERS_PORT=0`` the OS picks it.
+
+The banner prints what a newcomer needs to try the system: the embedded (passwordless)
+DSNs and the dev secrets it generated. A DSN from the environment is shown with its
+password masked, and a secret from the environment by its variable's name only.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -31,6 +35,7 @@ import trio_asyncio
 
 from shared.migrations import migrate_dsn
 from shared.service import READY
+from shared.secret import Dsn
 from shared.settings import Mode, Settings, parse_dsn_list
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.child_process import ChildProcess, open_child
@@ -42,7 +47,7 @@ READY_DEADLINE_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Dependencies:
-    database_urls: tuple[str, ...]
+    database_urls: tuple[Dsn, ...]
     kafka_bootstrap_servers: str | None
     embedded: tuple[str, ...]  # which ones this run started
 
@@ -58,7 +63,7 @@ async def open_dependencies(environ: Mapping[str, str], mode: Mode, shards: int)
             port = await stack.enter_async_context(open_embedded_postgres())
             names = [f"webhooks_shard{index}" for index in range(shards)]
             await create_databases(port, names)
-            urls, embedded = tuple(dsn(port, name) for name in names), ["postgres"]
+            urls, embedded = tuple(Dsn(dsn(port, name)) for name in names), ["postgres"]
         bootstrap = environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
         if bootstrap is None and mode == "kafka":
             bootstrap = await stack.enter_async_context(open_embedded_broker())
@@ -73,7 +78,8 @@ def _whsec() -> str:
 def dev_environment(environ: Mapping[str, str], deps: Dependencies, mode: Mode) -> dict[str, str]:
     """The children's environment: the caller's, the dependencies, and dev secrets where unset."""
     env = dict(environ)
-    env.update(WEBHOOK_MODE=mode, DATABASE_URLS=",".join(deps.database_urls), PYTHONUNBUFFERED="1")
+    env.update(WEBHOOK_MODE=mode, DATABASE_URLS=",".join(url.reveal() for url in deps.database_urls),
+               PYTHONUNBUFFERED="1")
     if deps.kafka_bootstrap_servers:
         env["KAFKA_BOOTSTRAP_SERVERS"] = deps.kafka_bootstrap_servers
     env.setdefault("WEBHOOK_SECRETS", _whsec())
@@ -88,7 +94,7 @@ async def prepare(settings: Settings) -> None:
     today = dt.datetime.now(dt.UTC).date()
     async with trio_asyncio.open_loop() as loop:
         for url in settings.database_urls:
-            await loop.run_aio_coroutine(migrate_dsn(url, today))
+            await loop.run_aio_coroutine(migrate_dsn(url.reveal(), today))
     if settings.webhook_mode == "kafka":
         admin = admin_client(settings.kafka_bootstrap_servers)
         names = [settings.topic(name) for name in ALL_TOPICS]
@@ -200,20 +206,22 @@ class DevSupervisor:
                 return
 
 
-def banner(supervisor: DevSupervisor, deps: Dependencies) -> str:
+def banner(supervisor: DevSupervisor, deps: Dependencies, supplied: Collection[str] = ()) -> str:
+    """What runs where, and how to try it; a secret named in ``supplied`` (the caller's own) shows as ``$NAME``."""
     env, urls = supervisor.env, supervisor.urls
+    secret = {name: f"${name}" if name in supplied else env[name] for name in ("WEBHOOK_SECRETS", "API_TOKENS")}
     lines = [f"webhooks dev: ready (mode {env['WEBHOOK_MODE']})"]
     lines += [f"  {name:<8} {url}" for name, url in urls.items()]
-    lines += [f"  shard{index}   {url}" for index, url in enumerate(deps.database_urls)]
+    lines += [f"  shard{index}   {url.masked()}" for index, url in enumerate(deps.database_urls)]
     if deps.kafka_bootstrap_servers:
         lines.append(f"  kafka    {deps.kafka_bootstrap_servers}")
     lines += [
         f"  embedded: {', '.join(deps.embedded) or 'none'}",
-        f"  WEBHOOK_SECRETS={env['WEBHOOK_SECRETS']}",
-        f"  API_TOKENS={env['API_TOKENS']}",
+        f"  WEBHOOK_SECRETS={secret['WEBHOOK_SECRETS']}",
+        f"  API_TOKENS={secret['API_TOKENS']}",
         "  webhook endpoints: POST /webhooks/payments/orders, POST /webhooks/payments/disputes",
         "Try it, from another shell:",
-        f"  WEBHOOK_SECRETS={env['WEBHOOK_SECRETS']} API_TOKENS={env['API_TOKENS']} "
+        f"  WEBHOOK_SECRETS={secret['WEBHOOK_SECRETS']} API_TOKENS={secret['API_TOKENS']} "
         f"INGEST_PORT={urls['ingest'].rsplit(':', 1)[1]} API_BASE_URL={urls['api']} .venv/bin/webhooks send-sample",
         "Press Ctrl-C to stop.",
     ]
@@ -232,7 +240,7 @@ async def run_dev(environ: Mapping[str, str], mode: Mode, shards: int) -> int:
             nursery.start_soon(supervisor.stop_on_signal)
             for spec in specs:
                 await nursery.start(supervisor.run_child, spec)
-            print(banner(supervisor, deps), flush=True)
+            print(banner(supervisor, deps, supplied=environ.keys()), flush=True)
             await supervisor.stop.wait()
             nursery.cancel_scope.cancel()
     print(f"webhooks dev: stopped{f' (crashed: {supervisor.crashed})' if supervisor.crashed else ''}", flush=True)
@@ -246,7 +254,8 @@ def run_dev_sync(mode: Mode, shards: int) -> int:
 async def run_deps(shards: int) -> int:
     """The body of ``webhooks deps``: one JSON line with the addresses, then wait for a signal."""
     async with open_dependencies({}, "kafka", shards) as deps:
-        addresses = {"database_urls": deps.database_urls, "kafka_bootstrap_servers": deps.kafka_bootstrap_servers}
+        addresses = {"database_urls": [url.reveal() for url in deps.database_urls],  # embedded: no password
+                     "kafka_bootstrap_servers": deps.kafka_bootstrap_servers}
         print(json.dumps(addresses), flush=True)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
