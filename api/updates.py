@@ -14,7 +14,7 @@ from shared.database import Database
 from shared.domain import OUTCOME_ERRORS, SUCCESSFUL, Outcome
 from shared.errors import InvalidInput
 from shared.messages import DisputeUpdate, Update
-from shared.shard_applier import REFUSED, ShardApplier
+from shared.shard_applier import ShardApplier
 from shared.shard_routing import home_shard, refine_not_found
 
 
@@ -31,7 +31,7 @@ class UpdateApplier:
             outcome = await self._writers[shard].submit(update)
         else:
             (outcome,) = await self._direct.apply(shard, [update])
-        if outcome == REFUSED:
+        if not isinstance(outcome, Outcome):  # REFUSED, the one outcome that is a plain str
             raise InvalidInput("the database refused the update's data")
         if outcome is Outcome.NOT_FOUND:
             outcome = await refine_not_found(self._database, update)

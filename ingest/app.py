@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from quart import Response
 from quart_trio import QuartTrio
 
 from ingest.processors import Processor
-from ingest.webhook_endpoint import WebhookEndpoint
+from ingest.webhook_endpoint import ASGIApp, WebhookEndpoint
 from shared.errors import WebhookError
-from shared.openapi import ingest_document
 from shared.messages import DisputeWebhook, OrderWebhook, encode_json, json_schema
+from shared.openapi import ingest_document
 from shared.probes import Check, probes_blueprint
 from shared.problems import problem_body
 from shared.settings import Settings
@@ -36,5 +37,6 @@ def create_app(settings: Settings, processor: Processor, checks: Mapping[str, Ch
         return Response(encode_json(json_schema(SCHEMAS[name])), content_type="application/schema+json")
 
     keys = [key.reveal() for key in settings.webhook_secrets]  # revealed for the HMAC only
-    return WebhookEndpoint(processor, keys, app, deadline_seconds=deadline_seconds,
+    # QuartTrio is an ASGI app; WebhookEndpoint's ASGIApp types its messages as plain dicts
+    return WebhookEndpoint(processor, keys, cast(ASGIApp, app), deadline_seconds=deadline_seconds,
                            deadline_error=deadline_error)

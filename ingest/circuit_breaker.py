@@ -135,7 +135,8 @@ def step(breaker: Breaker, event: Event, now: float) -> Breaker:
     if target is not breaker.state:
         breaker = Breaker(breaker.config, target, breaker.generation + 1,
                           opened_at=now if target is OPEN else breaker.opened_at)
-    return _COUNTERS.get(event, lambda b: b)(breaker)
+    counters = _COUNTERS.get(event)
+    return breaker if counters is None else counters(breaker)
 
 
 def request(breaker: Breaker, now: float) -> tuple[Breaker, Decision]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ingest.api_client import ApiClient
-from shared.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers
 from shared.domain import Outcome
+from shared.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers
 from shared.kafka_producer import KafkaProducer
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, encode_json
 from shared.settings import Settings

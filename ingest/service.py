@@ -9,12 +9,14 @@ internal endpoint refuses a call without it), so they refuse to start without it
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import httpx
 import trio
 import trio_asyncio
+from hypercorn.typing import Framework
 
 from ingest.api_client import ApiClient, HttpApiClient, ResilientApiClient
 from ingest.app import create_app
@@ -43,8 +45,9 @@ class Mode:
 
 def sync_deadline_seconds(settings: Settings) -> float:
     """Long enough for every attempt and every backoff of one call."""
-    backoff = sum(min(settings.api_retry_base_delay_seconds * 2 ** n, settings.api_retry_max_delay_seconds) * 1.25
-                  for n in range(settings.api_retry_attempts - 1))
+    backoff: float = sum(
+        min(settings.api_retry_base_delay_seconds * 2 ** n, settings.api_retry_max_delay_seconds) * 1.25
+        for n in range(settings.api_retry_attempts - 1))
     return settings.api_retry_attempts * settings.api_timeout_seconds + backoff + 1
 
 
@@ -55,7 +58,8 @@ def require_mode_settings(settings: Settings) -> None:
                                                    "to the api, which refuses every call without it")
 
 
-def open_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop, nursery: trio.Nursery):  # noqa: ANN201
+def open_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop, nursery: trio.Nursery
+              ) -> AbstractAsyncContextManager[Mode]:
     if settings.webhook_mode == "kafka":
         return open_kafka_mode(settings, nursery)
     return open_sync_mode(settings, loop, nursery)
@@ -89,9 +93,10 @@ async def open_sync_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop,
                                                 settings.breaker_reset_timeout_seconds))
     await nursery.start(breaker.run)
     inner: ApiClient
+    check: Check
     if settings.webhook_mode == "grpc":
-        inner = await loop.run_aio_coroutine(_grpc_client(settings, loop))
-        check = inner.ping
+        grpc_client: GrpcApiClient = await loop.run_aio_coroutine(_grpc_client(settings, loop))
+        inner, check = grpc_client, grpc_client.ping
     else:
         inner = HttpApiClient(settings, encoding=settings.api_encoding)
         check = _api_check(settings.api_base_url)
@@ -115,6 +120,7 @@ async def serve_ingest(
     async with trio.open_nursery() as nursery, open_mode(settings, loop, nursery) as mode:
         app = create_app(settings, mode.processor, mode.checks, deadline_seconds=mode.deadline_seconds,
                          deadline_error=mode.deadline_error)
-        await serve_http(app, settings.bind_host, settings.ingest_port, shutdown,
+        # WebhookEndpoint types ASGI messages as plain dicts, not as hypercorn's TypedDicts
+        await serve_http(cast(Framework, app), settings.bind_host, settings.ingest_port, shutdown,
                          grace_seconds=settings.shutdown_grace_seconds, task_status=task_status)
         nursery.cancel_scope.cancel()

@@ -55,7 +55,8 @@ class Database:
 
     async def run(self, shard: int, work: Callable[..., Awaitable[T]], *args: object) -> T:
         """Run ``await work(pool, *args)`` on the asyncio side: one crossing."""
-        return await self._loop.run_aio_coroutine(_translated(work, self._dsns[shard], self._pools[shard], *args))
+        result: T = await self._loop.run_aio_coroutine(_translated(work, self._dsns[shard], self._pools[shard], *args))
+        return result
 
     async def ping(self, shard: int) -> None:
         await self.run(shard, _select_one)

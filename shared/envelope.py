@@ -41,7 +41,7 @@ class Metadata(msgspec.Struct, frozen=True):
     trace_id: str
 
 
-W = TypeVar("W", OrderWebhook, DisputeWebhook)
+W = TypeVar("W", bound=Webhook)
 
 
 class Envelope(msgspec.Struct, Generic[W], frozen=True, kw_only=True):

@@ -30,7 +30,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import trio
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -137,7 +137,9 @@ class KafkaProducer:
             raise BrokerUnavailable(f"cannot enqueue the record: {self._health.problem()}")
         generation, delivery = self._current, _Delivery()
         try:
-            generation.client.produce(topic, value, key, headers=headers,
+            # librdkafka only reads the list, and (str, bytes) pairs are among those it takes
+            generation.client.produce(topic, value, key,
+                                      headers=cast("list[tuple[str, str | bytes | None]]", headers),
                                       on_delivery=partial(self._on_delivery, generation, delivery))
         except BufferError as exc:
             raise BrokerUnavailable(f"cannot enqueue the record: {exc}") from exc
@@ -151,7 +153,7 @@ class KafkaProducer:
         self._delivery_histogram(topic if delivery.error is None else "failed").observe(trio.current_time() - started)
         if delivery.error is not None:
             raise BrokerUnavailable(f"broker did not acknowledge the record: {delivery.error}")
-        return delivery.offset  # type: ignore[return-value] - set with a None error
+        return delivery.offset  # type: ignore[return-value]  # settled with no error, so with the message's offset
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve callbacks and replace a dead producer until cancelled; then flush what is in flight (bounded)."""

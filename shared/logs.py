@@ -34,4 +34,4 @@ def configure_logging(level: str, *, service: str) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    return structlog.stdlib.get_logger(name)  # structlog.get_logger, typed

@@ -69,7 +69,8 @@ def months_from(today: dt.date, count: int) -> list[dt.date]:
     return months
 
 
-async def ensure_partitions(conn: asyncpg.Connection, today: dt.date, months_ahead: int = PARTITION_MONTHS_AHEAD) -> list[str]:
+async def ensure_partitions(conn: asyncpg.Connection, today: dt.date,
+                            months_ahead: int = PARTITION_MONTHS_AHEAD) -> list[str]:
     """Monthly ``dispute_events`` partitions for this month and the next ones."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)

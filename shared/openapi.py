@@ -99,7 +99,8 @@ def _probes() -> dict[str, Any]:
     return paths
 
 
-def _document(title: str, paths: dict[str, Any], components: dict[str, Any], security: dict[str, Any]) -> dict:
+def _document(title: str, paths: dict[str, Any], components: dict[str, Any],
+              security: dict[str, Any]) -> dict[str, Any]:
     return {"openapi": "3.1.0", "info": {"title": title, "version": "1"}, "paths": {**paths, **_probes()},
             "components": {"schemas": components, "securitySchemes": security}}
 
@@ -132,7 +133,7 @@ def ingest_document() -> dict[str, Any]:
 
 
 def api_document() -> dict[str, Any]:
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
 
     def update(schema: str) -> dict[str, Any]:
         return {"post": {"security": bearer, "requestBody": {"required": True, "content": {
@@ -160,7 +161,8 @@ def api_document() -> dict[str, Any]:
         "/internal/updates/orders": update("OrderUpdate"),
         "/internal/updates/disputes": update("DisputeUpdate"),
     }
-    components = _components(NewOrderBody, OrderSummary, OrderView, DisputeView, OrderUpdate, DisputeUpdate, UpdateOutcome, Problem)
+    components = _components(NewOrderBody, OrderSummary, OrderView, DisputeView, OrderUpdate, DisputeUpdate,
+                             UpdateOutcome, Problem)
     return _document("payment webhooks: api", paths, components,
                      {"bearer": {"type": "http", "scheme": "bearer",
                                  "description": "API_TOKENS for /orders and /disputes; INTERNAL_TOKEN for /internal"}})

@@ -26,7 +26,8 @@ def decode_protobuf(body: bytes, schema: type[Update]) -> Update:
     try:
         message = PROTOBUF_TYPES[schema].FromString(body)
     except DecodeError:
-        raise InvalidInput("body is not a valid Protobuf message", errors=[{"field": "$", "message": "undecodable"}])
+        raise InvalidInput("body is not a valid Protobuf message",
+                           errors=[{"field": "$", "message": "undecodable"}]) from None
     return from_protobuf(message, schema)
 
 

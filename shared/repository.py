@@ -8,8 +8,8 @@ bulk-update the state. A single update is a batch of one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -20,6 +20,7 @@ from shared.messages import DisputeUpdate, OrderUpdate, Update
 # the whole batch is then simply run again.
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError, asyncpg.SerializationError)
 ATTEMPTS = 3
+U = TypeVar("U", OrderUpdate, DisputeUpdate)
 
 
 async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update], defer_after_not_found: bool = False
@@ -43,12 +44,19 @@ async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update], defer_after
 async def _apply(conn: asyncpg.Connection, updates: Sequence[Update], defer: bool) -> list[Outcome]:
     """Orders, then disputes (a worker's batch is of one kind: one topic each)."""
     outcomes: list[Outcome | None] = [None] * len(updates)
-    for kind, apply in ((OrderUpdate, _apply_orders), (DisputeUpdate, _apply_disputes)):
-        indexed = [(index, update) for index, update in enumerate(updates) if isinstance(update, kind)]
-        if indexed:
-            for (index, _), outcome in zip(indexed, await apply(conn, [u for _, u in indexed], defer), strict=True):
-                outcomes[index] = outcome
-    return outcomes  # type: ignore[return-value] - every slot is filled
+    await _apply_kind(conn, updates, OrderUpdate, _apply_orders, defer, outcomes)
+    await _apply_kind(conn, updates, DisputeUpdate, _apply_disputes, defer, outcomes)
+    return cast(list[Outcome], outcomes)  # every slot is filled: an update is an order's or a dispute's
+
+
+async def _apply_kind(conn: asyncpg.Connection, updates: Sequence[Update], kind: type[U],
+                      apply: Callable[[asyncpg.Connection, list[U], bool], Awaitable[list[Outcome]]], defer: bool,
+                      outcomes: list[Outcome | None]) -> None:
+    """Fill in the outcomes of the updates of one ``kind``."""
+    indexed = [(index, update) for index, update in enumerate(updates) if isinstance(update, kind)]
+    if indexed:
+        for (index, _), outcome in zip(indexed, await apply(conn, [u for _, u in indexed], defer), strict=True):
+            outcomes[index] = outcome
 
 
 # --- orders ---------------------------------------------------------------------------

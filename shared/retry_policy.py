@@ -8,12 +8,17 @@ capped, and vary by ±25 % so that many ingest processes do not retry in step.
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar, TypeVarTuple
 
 import tenacity
 
 from shared.errors import BadGateway, GatewayTimeout, Unavailable
 from shared.settings import Settings
+
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 
 class TransientFailure(Exception):
@@ -34,7 +39,7 @@ class JitteredBackoff:
     rng: random.Random = random.Random()
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        delay = min(self.base_seconds * 2 ** (retry_state.attempt_number - 1), self.max_seconds)
+        delay: float = min(self.base_seconds * 2 ** (retry_state.attempt_number - 1), self.max_seconds)
         return delay * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 
@@ -49,7 +54,8 @@ def retrying(settings: Settings, rng: random.Random | None = None) -> tenacity.A
     )
 
 
-async def patiently(function, *args, wait: JitteredBackoff, on_retry=None):  # noqa: ANN001, ANN201
+async def patiently(function: Callable[[*Args], Awaitable[T]], *args: *Args, wait: JitteredBackoff,
+                    on_retry: Callable[[tenacity.RetryCallState], None] | None = None) -> T:
     """``await function(*args)``, retried with ``wait`` for as long as it raises ``Unavailable``.
 
     For work that must not be skipped or dead-lettered because a dependency is down;

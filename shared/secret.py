@@ -23,6 +23,7 @@ class _Hidden(Generic[T]):
     """A value that never shows itself in reprs, logs or tracebacks; ``reveal()`` it where it is used."""
 
     __slots__ = ("_value",)
+    _value: T
 
     def __init__(self, value: T) -> None:
         self._value = value

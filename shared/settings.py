@@ -23,6 +23,8 @@ from shared.secret import Dsn, Secret, SecretBytes, dsn_problem
 
 Mode = Literal["kafka", "http", "grpc"]
 MODES: tuple[Mode, ...] = ("kafka", "http", "grpc")
+Assignor = Literal["range", "roundrobin", "cooperative-sticky"]
+ASSIGNORS: tuple[Assignor, ...] = ("range", "roundrobin", "cooperative-sticky")
 
 
 class ConfigError(ValueError):
@@ -64,7 +66,7 @@ def parse_mode(raw: str) -> Mode:
     value = raw.strip().lower()
     if value not in MODES:
         raise ValueError("one of kafka, http, grpc")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _items(raw: str) -> list[str]:
@@ -151,9 +153,9 @@ def parse_encoding(raw: str) -> str:
     return value
 
 
-def parse_assignor(raw: str) -> str:
+def parse_assignor(raw: str) -> Assignor:
     value = raw.strip().lower()
-    if value not in ("range", "roundrobin", "cooperative-sticky"):
+    if value not in ASSIGNORS:
         raise ValueError("range, roundrobin (eager) or cooperative-sticky (incremental)")
     return value
 
@@ -200,7 +202,7 @@ class Settings:
     api_writer: str = _env("API_WRITER", parse_writer, "batch")
     api_writer_max_batch: int = _env("API_WRITER_MAX_BATCH", parse_positive_int, 256)
     kafka_session_timeout_seconds: float = _env("KAFKA_SESSION_TIMEOUT", parse_duration_seconds, 10.0)
-    kafka_assignor: str = _env("KAFKA_ASSIGNOR", parse_assignor, "range")
+    kafka_assignor: Assignor = _env("KAFKA_ASSIGNOR", parse_assignor, "range")
     worker_mailbox_size: int = _env("WORKER_MAILBOX_SIZE", parse_positive_int, 2000)
     worker_max_batch: int = _env("WORKER_MAX_BATCH", parse_positive_int, 1000)
     worker_max_restarts: int = _env("WORKER_MAX_RESTARTS", parse_positive_int, 5)

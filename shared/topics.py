@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewPartitions, NewTopic  # defined here; .admin imports them unexported
 
 from shared.errors import BrokerUnavailable
 
@@ -38,7 +39,8 @@ def describe_topics(admin: AdminClient, names: list[str], timeout_seconds: float
     return [TopicState(name, len(metadata.topics[name].partitions)) for name in names if name in metadata.topics]
 
 
-def create_topics(admin: AdminClient, names: list[str], partitions: int, timeout_seconds: float = 10.0) -> dict[str, str]:
+def create_topics(admin: AdminClient, names: list[str], partitions: int,
+                  timeout_seconds: float = 10.0) -> dict[str, str]:
     """Create each topic with ``partitions`` partitions; existing topics are left alone."""
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names],
@@ -62,7 +64,8 @@ def ping_broker(admin: AdminClient, timeout_seconds: float = 1.5) -> None:
     describe_topics(admin, [], timeout_seconds)
 
 
-def scale_topics(admin: AdminClient, names: list[str], partitions: int, timeout_seconds: float = 10.0) -> dict[str, str]:
+def scale_topics(admin: AdminClient, names: list[str], partitions: int,
+                 timeout_seconds: float = 10.0) -> dict[str, str]:
     """Raise each topic's partition count to ``partitions`` (Kafka's CreatePartitions, KIP-195).
 
     Users keep their shard (sharding ignores partitions); a user's new records may go

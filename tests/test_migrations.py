@@ -2,6 +2,7 @@ import asyncio
 import datetime as dt
 
 import asyncpg
+
 from shared.migrations import ensure_partitions, load_migrations, migrate, migrate_dsn, months_from
 
 TODAY = dt.date(2026, 11, 23)

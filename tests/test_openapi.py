@@ -37,7 +37,8 @@ def ingest_schema(deps: Deps) -> Iterator[schemathesis.schemas.BaseSchema]:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
 
 
-FAST = settings(max_examples=int(os.environ.get("OPENAPI_EXAMPLES", "25")), deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=int(os.environ.get("OPENAPI_EXAMPLES", "25")), deadline=None,
+                suppress_health_check=list(HealthCheck))
 
 
 def hold_to_document(schema: schemathesis.schemas.BaseSchema, headers: dict[str, str]) -> list[str]:

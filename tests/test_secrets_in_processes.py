@@ -63,7 +63,7 @@ async def _good_run(name: str, env: dict[str, str], stderr_path: Path) -> tuple[
                 responses = await _requests(name, str(url))
                 process.send_signal(signal.SIGTERM)
                 assert await process.wait() == 0
-    return output.text + stderr_path.read_text(), responses
+    return output.text + await trio.Path(stderr_path).read_text(), responses
 
 
 # every process parses every variable, so each refuses each bad value; ingest twice: its sync mode uses INTERNAL_TOKEN

@@ -67,7 +67,8 @@ def test_bad_values_name_the_variable(name: str, raw: str) -> None:
         Settings.from_environ({name: raw})
 
 
-@pytest.mark.parametrize(("name", "expected"), [("INGEST_PORT", "a TCP port"), ("API_RETRY_ATTEMPTS", "a whole number")])
+@pytest.mark.parametrize(("name", "expected"),
+                         [("INGEST_PORT", "a TCP port"), ("API_RETRY_ATTEMPTS", "a whole number")])
 def test_non_ascii_digits_are_refused_with_the_rule(name: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{name}=.* is invalid: expected {expected}"):
         Settings.from_environ({name: "\u00b2"})  # a digit to str.isdigit, not to int()

@@ -149,7 +149,8 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench, "dlq": cmd_dlq, "send-sample": cmd_send_sample}
+COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench,
+            "dlq": cmd_dlq, "send-sample": cmd_send_sample}
 
 
 if __name__ == "__main__":  # pragma: no cover

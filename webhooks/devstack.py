@@ -34,8 +34,8 @@ import trio
 import trio_asyncio
 
 from shared.migrations import migrate_dsn
-from shared.service import READY
 from shared.secret import Dsn
+from shared.service import READY
 from shared.settings import Mode, Settings, parse_dsn_list
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.child_process import ChildProcess, open_child

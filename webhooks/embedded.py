@@ -131,7 +131,8 @@ async def run_postgres(cluster: PgCluster, port: int, *, fsync: bool = True) -> 
     """The server of ``cluster`` on ``port`` until the context exits (fast shutdown)."""
     argv = [_pg_bin("postgres"), "-D", str(cluster.data_dir), "-h", "127.0.0.1", "-p", str(port),
             "-k", str(cluster.directory), "-c", f"fsync={'on' if fsync else 'off'}", "-c", "max_connections=200"]
-    with open(cluster.directory / "postgres.log", "ab") as log_file:
+    # the child's stdout: opening a local log file is instant, and it must be a real file descriptor
+    with open(cluster.directory / "postgres.log", "ab") as log_file:  # noqa: ASYNC230
         async with open_child(argv, stop_signal=signal.SIGINT, user=cluster.user, stdout=log_file.fileno(),
                               stderr=subprocess.STDOUT) as process:
             await _wait_until_accepting(port, process, "postgres")

@@ -27,18 +27,19 @@ from __future__ import annotations
 import queue
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, TypeVar
 
 import outcome
 import trio
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from shared.logs import get_logger
+from shared.settings import Assignor
 from workers.records import Record
 
+T = TypeVar("T")
 log = get_logger(__name__)
 POLL_TIMEOUT_SECONDS = 0.2  # a poll in a thread cannot be cancelled: keep it short
-Assignor = Literal["range", "roundrobin", "cooperative-sticky"]
 
 
 class RebalanceListener(Protocol):
@@ -180,10 +181,10 @@ class ConfluentConsumer:
         else:
             calls.put((function, args, None))
 
-    async def _call_blocking(self, name: str, function: Callable[..., Any], *args: object) -> Any:
+    async def _call_blocking(self, name: str, function: Callable[..., T], *args: object) -> T:
         """A blocking call in a worker thread, or — inside a callback — by the poll thread; abandoned
         (not waited for) if the caller's deadline passes, and remembered as running until it returns."""
-        def call() -> Any:
+        def call() -> T:
             try:
                 return function(*args)
             finally:
@@ -193,7 +194,7 @@ class ConfluentConsumer:
         calls = self._in_callback
         if calls is None:
             return await trio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=self._threads)
-        reply: queue.SimpleQueue[outcome.Outcome[Any]] = queue.SimpleQueue()
+        reply: queue.SimpleQueue[outcome.Outcome[T]] = queue.SimpleQueue()
         calls.put((call, (), reply))
         return (await trio.to_thread.run_sync(reply.get, abandon_on_cancel=True, limiter=self._threads)).unwrap()
 

@@ -25,9 +25,9 @@ from shared.domain import OUTCOME_ERRORS, Outcome
 from shared.envelope import Envelope
 from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
-from shared.tracing import trace_id
 from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, validation_error
 from shared.shard_applier import REFUSED
+from shared.tracing import trace_id
 from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES, RETRY_LANE_DEPTH
 from workers.offset_tracker import OffsetTracker
 from workers.records import DeadLetter, Record, dead_letter
@@ -40,7 +40,8 @@ _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 def decode_update(value: bytes | None, schema: type) -> Update:
     """The update an envelope carries, or ``InvalidInput`` (a poison record)."""
-    decoder = _decoders.get(schema) or _decoders.setdefault(schema, msgspec.json.Decoder(Envelope[schema]))
+    decoder = _decoders.get(schema) or _decoders.setdefault(
+        schema, msgspec.json.Decoder(Envelope[schema]))  # type: ignore[valid-type]  # msgspec reads it at run time
     try:
         envelope = decoder.decode(value or b"")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -58,6 +59,7 @@ class BatchApplier(Protocol):
 
 
 Pending = tuple[Record, Update]
+DEFAULT_LANES = LanePolicy()
 
 
 def _header(record: Record, name: str) -> str | None:
@@ -68,7 +70,7 @@ class PartitionActor:
     def __init__(self, topic: str, partition: int, schema: type, mailbox: trio.MemoryReceiveChannel[Record],
                  tracker: OffsetTracker, writer: BatchApplier,
                  send_dead_letter: Callable[[DeadLetter], Awaitable[None]], *, max_batch: int = 500,
-                 lanes: LanePolicy = LanePolicy()) -> None:
+                 lanes: LanePolicy = DEFAULT_LANES) -> None:
         self._topic, self._partition, self._schema = topic, partition, schema
         self._mailbox = mailbox
         self._tracker = tracker

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import Message
 
@@ -23,8 +24,10 @@ class Record:
 
     @classmethod
     def from_message(cls, message: Message) -> Record:
-        return cls(message.topic(), message.partition(), message.offset(), message.key(), message.value(),
-                   list(message.headers() or []))
+        # A fetched record (one without an error) has a topic, a partition and an offset, and
+        # a consumer's headers are a list of pairs (a dict only on the producing side).
+        return cls(cast(str, message.topic()), cast(int, message.partition()), cast(int, message.offset()),
+                   message.key(), message.value(), list(cast(Headers, message.headers() or [])))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
 
 import trio
@@ -47,7 +47,7 @@ class TooManyRestarts(RuntimeError):
     pass
 
 
-def dead_letter_sender(producer: KafkaProducer, writer: ShardedBatchWriter):  # noqa: ANN201
+def dead_letter_sender(producer: KafkaProducer, writer: ShardedBatchWriter) -> Callable[[DeadLetter], Awaitable[None]]:
     backoff = JitteredBackoff(0.1, 5.0, rng=random.Random())
 
     async def send(letter: DeadLetter) -> None:  # retried while the broker is down: never lost
@@ -61,7 +61,7 @@ def topic_consumer_factory(settings: Settings, topic: str, schema: type, databas
                            producer: KafkaProducer, alerts: MutableMapping[str, list[str]]
                            ) -> Callable[[], TopicConsumer]:
     config = ConsumerConfig(settings.kafka_bootstrap_servers, settings.kafka_session_timeout_seconds,
-                            settings.kafka_assignor)  # type: ignore[arg-type] - parse_assignor checked it
+                            settings.kafka_assignor)
     timings = ConsumerTimings.for_grace(settings.shutdown_grace_seconds)
     lanes = LanePolicy(window_seconds=settings.worker_not_found_window_seconds)
 

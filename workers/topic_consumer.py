@@ -30,8 +30,16 @@ import trio
 
 from shared.logs import get_logger
 from workers.consumer_client import ConsumerClient
-from workers.metrics import (ASSIGNED, COMMIT_FAILURES, CONSUMER_LAG, MAILBOX_DEPTH, PAUSED, REBALANCES,
-                             STALLED, forget_partition)
+from workers.metrics import (
+    ASSIGNED,
+    COMMIT_FAILURES,
+    CONSUMER_LAG,
+    MAILBOX_DEPTH,
+    PAUSED,
+    REBALANCES,
+    STALLED,
+    forget_partition,
+)
 from workers.offset_tracker import OffsetTracker
 from workers.partition_book import Flow, PartitionBook
 from workers.records import Record

@@ -38,7 +38,8 @@ async def run_with(script: list, config: rules.BreakerConfig, scenario, settings
 
 @asynccontextmanager
 async def open_client(api: FakeApi, config: rules.BreakerConfig,
-                      settings: Settings = ONE_ATTEMPT) -> AsyncIterator[tuple[ResilientApiClient, CircuitBreakerActor]]:
+                      settings: Settings = ONE_ATTEMPT
+                      ) -> AsyncIterator[tuple[ResilientApiClient, CircuitBreakerActor]]:
     breaker = CircuitBreakerActor(config, name="test")
     async with trio.open_nursery() as nursery:
         await nursery.start(breaker.run)
@@ -59,7 +60,7 @@ async def test_retry_schedule_is_exact_with_seeded_jitter(autojump_clock: trio.a
         assert await client.send_order_update(None) is Outcome.APPLIED
 
     api = await run_with([transient(), transient(), Outcome.APPLIED], rules.BreakerConfig(10, 30), scenario)
-    gaps = [b - a for a, b in zip(api.calls, api.calls[1:])]
+    gaps = [b - a for a, b in zip(api.calls, api.calls[1:], strict=False)]
     assert gaps == pytest.approx(expected_delays, abs=1e-9)
 
 

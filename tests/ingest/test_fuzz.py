@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from tests.conftest import TEST_WEBHOOK_SECRET, Deps
 from tests.ingest.conftest import record_count
-from tests.webhook_requests import TEST_SECRET, order_webhook, signed_headers
 from tests.processes import sync_service
+from tests.webhook_requests import TEST_SECRET, order_webhook, signed_headers
 
 PARTITIONS = 2
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from shared.producer_health import (
-    TRANSITIONS, Backoff, Delivered, Fatal, Health, IdAssigned, IllegalTransition, Phase, Recreated,
+    TRANSITIONS,
+    Backoff,
+    Delivered,
+    Fatal,
+    Health,
+    IdAssigned,
+    IllegalTransition,
+    Phase,
+    Recreated,
 )
 
 FENCED = Fatal("PRODUCER_FENCED: fenced")

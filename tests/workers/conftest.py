@@ -100,9 +100,9 @@ async def shards(settings: Settings) -> Shards:
         yield Shards(settings.database_urls, loop)
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    with trio.move_on_after(timeout):
+async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, within: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``within`` seconds."""
+    with trio.move_on_after(within):
         while not await condition():
             await trio.sleep(0.1)
         return

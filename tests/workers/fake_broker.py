@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import trio
+import trio.lowlevel
 
 from workers.consumer_client import CommitResult, PartitionOffsets, RebalanceListener
 from workers.records import Record
@@ -210,11 +211,11 @@ class FakeConsumer:
         return result
 
     async def offsets(self, partitions: list[int]) -> dict[int, PartitionOffsets]:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return {p: PartitionOffsets(self.broker.committed.get(p), len(self.broker.logs[p])) for p in partitions}
 
     async def close(self) -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         self.closed = True
         self.assignment = set()
         self.broker.leave(self)

@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 
 import trio
+import trio.lowlevel
 
 from shared.domain import EntityState, Outcome, decide_order, plan_batch
 from shared.envelope import TraceContext, build_envelope
@@ -48,7 +49,7 @@ class MemoryStore:
         return list(plan.outcomes)
 
     async def refine_not_found(self, update: Update) -> Outcome:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return Outcome.NOT_FOUND
 
     def statuses(self, order_id: str) -> list[str]:
@@ -57,7 +58,7 @@ class MemoryStore:
 
 class DeadLetters(list[DeadLetter]):
     async def send(self, letter: DeadLetter) -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         self.append(letter)
 
     def reasons(self) -> list[str]:

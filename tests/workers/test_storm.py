@@ -67,7 +67,7 @@ class Workers:
     async def watch_pauses(self) -> None:
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
-                for name, (process, url) in list(self.processes.items()):
+                for process, url in list(self.processes.values()):
                     if process.returncode is None:
                         try:
                             paused = _metric((await client.get(url + "/metrics")).text, "worker_paused_partitions")
@@ -132,14 +132,14 @@ async def test_a_membership_storm_loses_nothing_and_strands_nothing(
                     await nursery.start(workers.run, name)
                 else:
                     workers.stop(name, action)
-            await wait_until(lambda: _stored(shards, len(events)), "every event is stored", timeout=90)
+            await wait_until(lambda: _stored(shards, len(events)), "every event is stored", within=90)
             ends = await trio.to_thread.run_sync(_end_offsets, settings, orders_topic)
             assert sum(ends) == len(events)
 
             async def lag_zero() -> bool:
                 return await trio.to_thread.run_sync(_committed, settings, orders_topic) == ends
 
-            await wait_until(lag_zero, "the committed offsets reach the end of every partition", timeout=30)
+            await wait_until(lag_zero, "the committed offsets reach the end of every partition", within=30)
             _, survivor = workers.processes["e"]
             async with httpx.AsyncClient(timeout=5.0) as client:
                 metrics = (await client.get(survivor + "/metrics")).text

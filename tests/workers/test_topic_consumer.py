@@ -14,8 +14,13 @@ import trio
 
 from shared.messages import OrderWebhook
 from tests.workers.fake_broker import FakeBroker, FakeConsumer
-from tests.workers.memory_store import (DeadLetters, MemoryStore, assert_all_applied_once_in_order, envelope_bytes,
-                                        produce_lifecycles)
+from tests.workers.memory_store import (
+    DeadLetters,
+    MemoryStore,
+    assert_all_applied_once_in_order,
+    envelope_bytes,
+    produce_lifecycles,
+)
 from workers.offset_tracker import OffsetTracker
 from workers.partition_actor import PartitionActor
 from workers.records import Record
@@ -62,8 +67,8 @@ async def start(nursery: trio.Nursery, m: Member) -> Member:
     return m
 
 
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    with trio.move_on_after(timeout):
+async def wait_until(condition: Callable[[], bool], what: str, within: float = 120.0) -> None:
+    with trio.move_on_after(within):
         while not condition():
             await trio.sleep(0.05)
         return
@@ -197,7 +202,7 @@ async def test_a_partition_paused_behind_our_back_is_reported(autojump_clock: tr
         await wait_until(lambda: one.consumer.partitions == [0], "assigned")
         one.client.pause([0])  # what a pause kept across a rebalance looks like from the inside
         produce_lifecycles(broker, store, USERS[:2])
-        await wait_until(lambda: bool(alerts.get(TOPIC)), "an alert", timeout=TIMINGS.stall_seconds * 3)
+        await wait_until(lambda: bool(alerts.get(TOPIC)), "an alert", within=TIMINGS.stall_seconds * 3)
         assert "partition 0 has a lag of 8" in alerts[TOPIC][0]
         one.client.resume([0])
         await wait_until(lambda: alerts.get(TOPIC) == [], "the alert clears")

@@ -177,7 +177,8 @@ async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
 
 def table(rows: list[Row], vus: int, seconds: int) -> str:
     ceiling = next((row.peak.ok_per_second for row in rows if row.target == "bare-asgi"), None)
-    lines = [f"Signed webhooks (orders and disputes, in-order sequences, retries) into one ingest process (http modes: plus one api process and PostgreSQL). "
+    lines = [f"Signed webhooks (orders and disputes, in-order sequences, retries) into one ingest process "
+             f"(http modes: plus one api process and PostgreSQL). "
              f"Peak: median of {ROUNDS} alternating rounds of {seconds} s with {vus} k6 VUs (latencies of that round). "
              f"At 80 %: a constant arrival rate of 80 % of that peak, median of {RATE_ROUNDS} alternating rounds of "
              f"{WARMUP_SECONDS} s warm-up + {seconds} s; steady p99 leaves the warm-up out (k6 opening up to "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 
 import trio
 import trio_asyncio
@@ -36,7 +37,7 @@ async def main(topic: str) -> None:
                 continue
             update = decode_update(message.value(), OrderWebhook)
             await database.run(home_shard(database, update), apply_batch, [update])
-            await trio.to_thread.run_sync(lambda: consumer.commit(message=message, asynchronous=False))
+            await trio.to_thread.run_sync(partial(consumer.commit, message=message, asynchronous=False))
 
 
 if __name__ == "__main__":

@@ -36,10 +36,10 @@ import trio
 import trio_asyncio
 from confluent_kafka import Producer
 
+from ingest.signatures import sign
 from shared.envelope import TraceContext, build_envelope, record_headers
 from shared.messages import OrderWebhook, encode_json
 from shared.topics import ALL_TOPICS, ORDERS, admin_client, create_topics
-from ingest.signatures import sign
 from webhooks.bench.ingest_modes import SECRET, WHSEC
 from webhooks.bench.k6 import run_k6
 from webhooks.bench.stack import ORDERS as USERS
@@ -318,7 +318,8 @@ async def run(workdir: Path, progress: Callable[[str], None]) -> tuple[list[Drai
 def table(rows: list[DrainRow], steady: list[SteadyRun]) -> str:
     naive = next(row.per_second for row in rows if row.consumer == "naive")
     clean = {row.consumer: row.per_second for row in rows if not row.unknown}
-    lines = [f"Draining a pre-filled topic ({PARTITIONS} partitions, 1,000 users) into PostgreSQL (fsync on, 2 shards).",
+    lines = [f"Draining a pre-filled topic ({PARTITIONS} partitions, 1,000 users) into PostgreSQL "
+             "(fsync on, 2 shards).",
              "", "| consumer | events | events/s | vs naive | vs clean |", "|---|---:|---:|---:|---:|"]
     for row in rows:
         label, versus = row.consumer, ""
@@ -327,8 +328,10 @@ def table(rows: list[DrainRow], steady: list[SteadyRun]) -> str:
             whose = "every user's later events wait behind one" if row.blocking else "of users with nothing queued"
             label += f", {share:.0%} unknown orders {whose} (window {NOT_FOUND_WINDOW})"
             versus = f"{row.per_second / clean[row.consumer]:.0%}"
-        lines.append(f"| {label} | {row.events:,} | {row.per_second:,.0f} | {row.per_second / naive:.1f}× | {versus} |")
-    lines += ["", f"Unknown orders: the same {EVENTS:,} records, but every {DRAIN_UNKNOWN_EVERY}th is for an order that "
+        lines.append(f"| {label} | {row.events:,} | {row.per_second:,.0f} | {row.per_second / naive:.1f}× "
+                     f"| {versus} |")
+    lines += ["", f"Unknown orders: the same {EVENTS:,} records, but every {DRAIN_UNKNOWN_EVERY}th is for an order "
+                  "that "
                   "does not exist — of a user with nothing else in the stream (nobody waits behind it), or of the "
                   "user of the record before it (each user once: that user's later events, ~85 each, wait in its "
                   "retry lane until the window dead-letters it as `not_found`, so per-user order bounds that drain "
@@ -337,14 +340,15 @@ def table(rows: list[DrainRow], steady: list[SteadyRun]) -> str:
     clean_run, unknown_run = steady
     p50, p99, count = clean_run.others.p50_ms, clean_run.others.p99_ms, clean_run.posted
     lines += ["", f"End-to-end latency (ingest `received_at` → row written), {count:,} webhooks at a steady "
-                  f"{STEADY_RATE}/s for 12 s (the first {WARM_UP_SECONDS} s of warm-up left out) through ingest (kafka mode) "
-                  f"and 2 worker processes: p50 {p50:.0f} ms, p99 {p99:.0f} ms."]
+                  f"{STEADY_RATE}/s for 12 s (the first {WARM_UP_SECONDS} s of warm-up left out) through ingest "
+                  f"(kafka mode) and 2 worker processes: p50 {p50:.0f} ms, p99 {p99:.0f} ms."]
     share = unknown_run.not_found / unknown_run.posted
     lines += ["", f"The same steady run again with {share:.1%} of the webhooks posted ({unknown_run.not_found:,} of "
                   f"{unknown_run.posted:,}; {unknown_run.stored:,} stored) for orders that do not exist (window "
                   f"{NOT_FOUND_WINDOW}): each is posted just before a webhook of the same user, by the same k6 VU; "
-                  f"{len(STEADY_UNKNOWN_USERS)} users have them, so their later events wait in their lane. Other users = "
-                  f"everyone else's stored events (target p99 ≤ 1.5× clean). Clean run: {clean_run.posted:,} posted, "
+                  f"{len(STEADY_UNKNOWN_USERS)} users have them, so their later events wait in their lane. "
+                  f"Other users = everyone else's stored events (target p99 ≤ 1.5× clean). "
+                  f"Clean run: {clean_run.posted:,} posted, "
                   f"{clean_run.stored:,} stored.", "",
               "| run | events of | events measured | p50 ms | p99 ms | p99 vs clean |", "|---|---|---:|---:|---:|---:|"]
     for run, users, latency in (("clean", "all users", clean_run.others),
