@@ -17,6 +17,8 @@ dev: install
 	$(VENV)/bin/webhooks dev --mode $(MODE)
 
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

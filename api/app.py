@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import trio
 from quart import Response, request
@@ -16,12 +16,13 @@ from api.updates import UpdateApplier
 from shared.asgi_body import MAX_BODY_BYTES
 from shared.auth import check_bearer
 from shared.database import Database
+from shared.early_responses import close_after_early_responses
 from shared.errors import InvalidInput, NotFound, WebhookError
 from shared.logs import get_logger
 from shared.messages import decode_json, encode_json, is_valid_id
 from shared.openapi import api_document
 from shared.probes import probes_blueprint
-from shared.problems import problem_body, problem_for
+from shared.problems import INTERNAL_ERROR, problem_body, problem_for
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -39,7 +40,7 @@ def create_app(settings: Settings, database: Database, applier: UpdateApplier) -
     _register_errors(app)
     _register_public(app, settings, database)
     tokens = (settings.internal_token,) if settings.internal_token else ()
-    return InternalUpdatesEndpoint(applier, tokens, app)
+    return InternalUpdatesEndpoint(applier, tokens, close_after_early_responses(app))
 
 
 
@@ -58,8 +59,7 @@ def _register_errors(app: QuartTrio) -> None:
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:
         log.exception("unhandled error", error=repr(error))
-        return Response(problem_body(500, "Internal error", "unexpected error; it was logged"), status=500,
-                        content_type="application/problem+json")
+        return Response(INTERNAL_ERROR, status=500, content_type="application/problem+json")
 
 
 class _UnsupportedMediaType(HTTPException):
@@ -75,16 +75,15 @@ def _register_public(app: QuartTrio, settings: Settings, database: Database) -> 
     @app.before_request
     async def authenticate() -> None:
         if request.path.startswith(("/orders", "/disputes")):
-            check_bearer(request.headers.get("Authorization"), settings.api_tokens)
+            check_bearer(request.headers.getlist("Authorization"), settings.api_tokens)
 
     @app.post("/orders")
     async def post_order() -> Response:
         if request.mimetype != "application/json":
             raise _UnsupportedMediaType()
-        order = decode_json(await request.get_data(cache=False), NewOrder)
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 255:
-            raise InvalidInput("Idempotency-Key is longer than 255 characters")
+        body = cast(bytes, await request.get_data(cache=False, as_text=False))  # as_text=False: bytes
+        order = decode_json(body, NewOrder)
+        key = _idempotency_key(request.headers.getlist("Idempotency-Key"))
         stored, created = await create_order(database, order, key)
         return json_response(stored, 201 if created else 200)
 
@@ -95,6 +94,17 @@ def _register_public(app: QuartTrio, settings: Settings, database: Database) -> 
     @app.get("/disputes/<dispute_id>")
     async def read_dispute(dispute_id: str) -> Response:
         return json_response(await _first_found(database, get_dispute, dispute_id, f"dispute {dispute_id} not found"))
+
+
+def _idempotency_key(values: list[str]) -> str | None:
+    """The request's Idempotency-Key, if any; a repeated one is refused like a repeated Authorization
+    (which copy a proxy keeps differs, and the key decides between 200 and 409)."""
+    if len(values) > 1:
+        raise InvalidInput("Idempotency-Key may appear only once")
+    key = values[0] if values else None
+    if key is not None and len(key) > 255:
+        raise InvalidInput("Idempotency-Key is longer than 255 characters")
+    return key or None
 
 
 async def _first_found(database: Database, query: Any, key: str, missing: str) -> dict[str, Any]:

@@ -4,53 +4,82 @@ Why grpcio: maintained upstream, no version pins against hypercorn (purerpc need
 swallows trio cancellation; FIELD-NOTES). Its servicer methods run on the asyncio side and
 hand each update to the same trio ``UpdateApplier`` as HTTP (through ``trio_as_future``), so
 both transports share the writer actors and the outcome → status table of ``shared.errors``.
+
+The methods take the request's raw bytes and decode them after the token is checked, like the
+HTTP endpoint: grpcio's own deserializer answered a body that is not the message with UNKNOWN
+(its ``DecodeError`` escaped), and before any token check. Undecodable is INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 import trio
 import trio_asyncio
-from google.protobuf.message import Message
 
 from api.updates import UpdateApplier
 from shared.auth import check_bearer
 from shared.errors import WebhookError, mapping_for
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update
-from shared.proto import updates_pb2, updates_pb2_grpc
-from shared.protobuf_codec import from_protobuf
-from shared.settings import ConfigError, Secret, Settings
+from shared.proto import updates_pb2
+from shared.protobuf_codec import decode_protobuf
+from shared.secret import Secret
+from shared.settings import ConfigError, Settings
 from shared.tracing import trace_id
 
 log = get_logger(__name__)
 
 
-class UpdatesServicer(updates_pb2_grpc.UpdatesServiceServicer):
+SERVICE = updates_pb2.DESCRIPTOR.services_by_name["UpdatesService"].full_name
+
+
+class UpdatesServicer:
     def __init__(self, loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, tokens: tuple[Secret, ...]) -> None:
         self._loop = loop
         self._applier = applier
         self._tokens = tokens
 
-    async def SendOrderUpdate(self, request: Message, context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:  # noqa: N802
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        """``UpdatesService``'s methods, taking raw bytes (no request deserializer)."""
+        serialize = updates_pb2.UpdateResult.SerializeToString
+        return {
+            "SendOrderUpdate": grpc.unary_unary_rpc_method_handler(
+                self.send_order_update, response_serializer=serialize),
+            "SendDisputeUpdate": grpc.unary_unary_rpc_method_handler(
+                self.send_dispute_update, response_serializer=serialize),
+        }
+
+    async def send_order_update(self, request: bytes, context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:
         return await self._handle(request, OrderUpdate, context)
 
-    async def SendDisputeUpdate(self, request: Message, context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:  # noqa: N802
+    async def send_dispute_update(self, request: bytes,
+                                  context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:
         return await self._handle(request, DisputeUpdate, context)
 
-    async def _handle(self, request: Message, schema: type[Update],
+    async def _handle(self, request: bytes, schema: type[Update],
                       context: grpc.aio.ServicerContext) -> updates_pb2.UpdateResult:
         try:
-            metadata = dict(context.invocation_metadata() or ())
-            check_bearer(metadata.get("authorization"), self._tokens)
-            update = from_protobuf(request, schema)
+            metadata = tuple(context.invocation_metadata() or ())
+            check_bearer(_values(metadata, "authorization"), self._tokens)
+            update = decode_protobuf(request, schema)
             outcome = await self._loop.trio_as_future(self._applier.apply, update)
+            traceparent = next(iter(_values(metadata, "traceparent")), None)
             log.debug("update applied", correlation_id=update.correlation_id, outcome=outcome.value,
-                      event_id=update.event_id, trace_id=trace_id(metadata.get("traceparent")), transport="grpc")
+                      event_id=update.event_id, trace_id=trace_id(traceparent), transport="grpc")
             return updates_pb2.UpdateResult(outcome=outcome.value)
         except WebhookError as error:
             await context.abort(grpc.StatusCode[mapping_for(error).grpc_status], error.detail)
+        except Exception:  # noqa: BLE001 - the last line of defence, as HTTP's 500: logged, no internals sent
+            log.exception("unexpected error in UpdatesService", schema=schema.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "unexpected error; it was logged")
         raise AssertionError("unreachable")  # pragma: no cover - abort raises
+
+
+def _values(metadata: Sequence[tuple[str, str | bytes]], key: str) -> list[str]:
+    """Every text value of ``key`` (binary ``-bin`` keys never match a text key)."""
+    return [value for name, value in metadata if name == key and isinstance(value, str)]
 
 
 async def serve_grpc(settings: Settings, loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier,
@@ -70,7 +99,9 @@ async def serve_grpc(settings: Settings, loop: trio_asyncio.TrioEventLoop, appli
 async def _start(loop: trio_asyncio.TrioEventLoop, applier: UpdateApplier, tokens: tuple[Secret, ...], host: str,
                  port: int) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    updates_pb2_grpc.add_UpdatesServiceServicer_to_server(UpdatesServicer(loop, applier, tokens), server)
+    handlers = UpdatesServicer(loop, applier, tokens).handlers()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as exc:  # grpcio says only "Failed to bind" (its core logs why): a taken port, mostly

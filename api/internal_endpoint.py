@@ -12,15 +12,16 @@ from typing import Any
 import trio
 
 from api.updates import UpdateApplier
-from shared.asgi_body import Receive, Reject, Send, media_type, read_body, respond
+from shared.asgi_body import Receive, Send, media_type, read_body, respond
 from shared.auth import check_bearer
 from shared.errors import DatabaseUnavailable, WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update, decode_json, encode_json
-from shared.problems import CONTENT_TYPE as PROBLEM, problem_body, problem_for
+from shared.problems import CONTENT_TYPE as PROBLEM
+from shared.problems import INTERNAL_ERROR, asgi_headers, problem_for
 from shared.proto import updates_pb2
 from shared.protobuf_codec import decode_protobuf
-from shared.settings import Secret
+from shared.secret import Secret
 from shared.tracing import trace_id
 
 log = get_logger(__name__)
@@ -47,7 +48,8 @@ class InternalUpdatesEndpoint:
     async def _respond(self, scope: dict[str, Any], receive: Receive, schema: type[Update],
                        headers: dict[bytes, bytes]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
-            check_bearer(headers.get(b"authorization", b"").decode("latin-1"), self._tokens)
+            check_bearer([value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"],
+                         self._tokens)
             raw = await read_body(scope, receive, headers, (JSON, PROTOBUF))
             protobuf = media_type(headers) == PROTOBUF
             update = decode_protobuf(raw, schema) if protobuf else decode_json(raw, schema)
@@ -62,13 +64,9 @@ class InternalUpdatesEndpoint:
                 return 200, encode_json({"outcome": outcome.value, "event_id": update.event_id}), [
                     (b"content-type", JSON)]
             raise DatabaseUnavailable("the update was not applied in time")
-        except Reject as reject:
-            return reject.status, problem_body(reject.status, reject.title, reject.detail), [
-                (b"content-type", PROBLEM.encode())]
         except WebhookError as error:
             body, status, extra = problem_for(error)
-            return status, body, [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            return status, body, asgi_headers(extra)
         except Exception:  # noqa: BLE001 - the last line of defence: logged, answered as problem JSON
             log.exception("unexpected error in internal updates", path=scope["path"])
-            return 500, problem_body(500, "Internal error", "unexpected error; it was logged"), [
-                (b"content-type", PROBLEM.encode())]
+            return 500, INTERNAL_ERROR, [(b"content-type", PROBLEM.encode())]

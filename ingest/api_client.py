@@ -12,28 +12,20 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import trio
 
-from shared.protobuf_codec import to_protobuf
 from ingest.breaker_actor import CircuitBreakerActor, result_of
 from ingest.circuit_breaker import Result
 from ingest.metrics import API_CALLS
-from shared.retry_policy import TransientFailure, retrying
 from shared.domain import Outcome
-from shared.errors import (
-    BadGateway,
-    GatewayTimeout,
-    InvalidInput,
-    InvalidTransition,
-    NotFound,
-    UserMismatch,
-    WebhookError,
-)
+from shared.errors import BadGateway, GatewayTimeout, WebhookError, error_for_problem_type, rejects_the_event
 from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
 from shared.proto import updates_pb2
+from shared.protobuf_codec import to_protobuf
+from shared.retry_policy import TransientFailure, retrying
 from shared.settings import Settings
 from shared.tracing import current_traceparent
 
@@ -46,17 +38,9 @@ class ApiClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-# How the api's non-success answers read on this side (its problem "title" tells 422s apart).
-_REJECTIONS: dict[tuple[int, str], type[WebhookError]] = {
-    (404, "Not found"): NotFound,
-    (422, "Invalid state transition"): InvalidTransition,
-    (422, "User mismatch"): UserMismatch,
-    (400, "Invalid request body"): InvalidInput,
-}
-
-
 class HttpApiClient:
-    def __init__(self, settings: Settings, *, encoding: str = "json", transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, *, encoding: str = "json",
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         token = settings.internal_token.reveal() if settings.internal_token else ""
         self._protobuf = encoding == "protobuf"
         content_type = "application/x-protobuf" if self._protobuf else "application/json"
@@ -97,14 +81,14 @@ class HttpApiClient:
             return Outcome.DUPLICATE
         if response.status_code >= 500:
             raise TransientFailure(BadGateway(f"the api answered {response.status_code}"))
-        problem = _problem(response)
-        rejection = _REJECTIONS.get((response.status_code, problem.get("title", "")))
-        if rejection is None:
-            raise BadGateway(f"unexpected answer from the api: {response.status_code}")
-        raise rejection(problem.get("detail", ""), errors=problem.get("errors"))
+        problem = _problem(response)  # read back by its type, through the one error table
+        rejection = error_for_problem_type(problem.get("type"))
+        if rejection is None or not rejects_the_event(rejection):
+            raise BadGateway(f"unexpected answer from the api: {response.status_code} {problem.get('type', '')}")
+        raise rejection(str(problem.get("detail", "")), errors=problem.get("errors"))
 
 
-def _problem(response: httpx.Response) -> dict:
+def _problem(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:

@@ -9,25 +9,20 @@ answers about the event, UNAVAILABLE and DEADLINE_EXCEEDED are transient.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import trio_asyncio
-from google.protobuf.message import Message
 
 from shared.domain import Outcome
-from shared.errors import BadGateway, GatewayTimeout, InvalidInput, InvalidTransition, NotFound, WebhookError
+from shared.errors import BadGateway, GatewayTimeout, error_for_grpc_status, rejects_the_event
 from shared.messages import DisputeUpdate, OrderUpdate, Update
-from shared.proto import updates_pb2_grpc
+from shared.proto import updates_pb2, updates_pb2_grpc
 from shared.protobuf_codec import to_protobuf
 from shared.retry_policy import TransientFailure
 from shared.settings import Settings
 from shared.tracing import current_traceparent
 
-_REJECTIONS: dict[grpc.StatusCode, type[WebhookError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: InvalidTransition,  # 422 either way (user mismatch too)
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
-}
 # Reconnect within 2 s of the api coming back (gRPC's default backoff grows to 120 s);
 # the circuit breaker, not the channel, decides how hard a failing api is tried.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
@@ -41,9 +36,9 @@ class GrpcApiClient:
         self._loop = loop
         self._timeout = settings.api_timeout_seconds
         token = settings.internal_token.reveal() if settings.internal_token else ""
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),)
         self._channel = grpc.aio.insecure_channel(settings.api_grpc_target, options=CHANNEL_OPTIONS)
-        self._stub = updates_pb2_grpc.UpdatesServiceStub(self._channel)
+        self._stub = updates_pb2_grpc.UpdatesServiceStub(self._channel)  # type: ignore[no-untyped-call]  # generated
 
     async def send_order_update(self, update: OrderUpdate) -> Outcome:
         return await self._send(self._stub.SendOrderUpdate, update)
@@ -58,12 +53,12 @@ class GrpcApiClient:
     async def aclose(self) -> None:
         await self._loop.run_aio_coroutine(self._channel.close())
 
-    async def _send(self, method, update: Update) -> Outcome:  # noqa: ANN001 - a grpc unary-unary callable
-        metadata = (*self._metadata, ("x-correlation-id", update.correlation_id))
+    async def _send(self, method: Any, update: Update) -> Outcome:  # a grpc unary-unary callable (untyped)
+        metadata: tuple[tuple[str, str], ...] = (*self._metadata, ("x-correlation-id", update.correlation_id))
         if traceparent := current_traceparent.get():
             metadata = (*metadata, ("traceparent", traceparent))
         try:
-            result: Message = await self._loop.run_aio_coroutine(
+            result: updates_pb2.UpdateResult = await self._loop.run_aio_coroutine(
                 method(to_protobuf(update), timeout=self._timeout, metadata=metadata))
         except grpc.aio.AioRpcError as error:
             return self._outcome(error)
@@ -77,6 +72,7 @@ class GrpcApiClient:
             raise TransientFailure(GatewayTimeout(f"the api did not answer in time: {detail}"))
         if code in _TRANSIENT:
             raise TransientFailure(BadGateway(f"the api is unreachable or failing ({code.name}): {detail}"))
-        if code in _REJECTIONS:
-            raise _REJECTIONS[code](detail)
+        rejection = error_for_grpc_status(code.name)  # the one error table (FAILED_PRECONDITION: 422)
+        if rejection is not None and rejects_the_event(rejection):
+            raise rejection(detail)
         raise BadGateway(f"unexpected answer from the api: {code.name} {detail}")

@@ -16,19 +16,25 @@ from typing import Any
 
 import trio
 
-from shared.envelope import TraceContext
 from ingest.processors import Processor, RequestContext
 from ingest.signatures import verify
-from shared.asgi_body import Reject, read_body, respond
+from shared.asgi_body import read_body, respond
+from shared.envelope import TraceContext
 from shared.errors import Unauthorized, WebhookError
 from shared.logs import get_logger
 from shared.messages import DisputeWebhook, OrderWebhook, decode_json, encode_json
+from shared.problems import CONTENT_TYPE as PROBLEM
+from shared.problems import INTERNAL_ERROR, asgi_headers, problem_for
 from shared.tracing import current_traceparent
-from shared.problems import CONTENT_TYPE as PROBLEM, problem_body, problem_for
 
 log = get_logger(__name__)
-ROUTES: dict[str, type] = {"/webhooks/payments/orders": OrderWebhook, "/webhooks/payments/disputes": DisputeWebhook}
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+Webhook = OrderWebhook | DisputeWebhook
+ROUTES: dict[str, type[Webhook]] = {"/webhooks/payments/orders": OrderWebhook,
+                                    "/webhooks/payments/disputes": DisputeWebhook}
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
 class WebhookEndpoint:
@@ -42,8 +48,7 @@ class WebhookEndpoint:
         self._deadline_error = deadline_error  # what running out of time means in this mode
         self._clock = clock
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         schema = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
         if schema is None:
             await self._fallback(scope, receive, send)
@@ -53,14 +58,15 @@ class WebhookEndpoint:
         status, body, extra = await self._respond(scope, receive, schema, headers, correlation_id)
         await respond(send, status, body, [(b"x-correlation-id", correlation_id.encode("latin-1")), *extra])
 
-    async def _respond(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], schema: type,
-                       headers: dict[bytes, bytes], correlation_id: str) -> tuple[int, bytes, list]:
+    async def _respond(self, scope: dict[str, Any], receive: Receive, schema: type[Webhook],
+                       headers: dict[bytes, bytes], correlation_id: str
+                       ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
             body = await read_body(scope, receive, headers, (b"application/json",))
             _refuse_repeated_auth_headers(scope["headers"])
             verify(self._secrets, headers.get(b"webhook-id"), headers.get(b"webhook-timestamp"),
                    headers.get(b"webhook-signature"), body, self._clock())
-            webhook = decode_json(body, schema)
+            webhook: Webhook = decode_json(body, schema)
             context = RequestContext(dt.datetime.now(dt.UTC), correlation_id,
                                      TraceContext.from_header(_text(headers, b"traceparent")))
             current_traceparent.set(context.trace.traceparent)
@@ -70,15 +76,12 @@ class WebhookEndpoint:
                 accepted = await self._processor.process(webhook, context)
                 return accepted.status, encode_json(accepted.body), [(b"content-type", b"application/json")]
             raise self._deadline_error()
-        except Reject as reject:
-            return reject.status, problem_body(reject.status, reject.title, reject.detail), [(b"content-type", PROBLEM.encode())]
         except WebhookError as error:
             body, status, extra = problem_for(error)
-            return status, body, [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            return status, body, asgi_headers(extra)
         except Exception:  # noqa: BLE001 - the last line of defence: log it, never lose the 5xx's cause
             log.exception("unexpected error in webhook endpoint", path=scope["path"])
-            return 500, problem_body(500, "Internal error", "unexpected error; it was logged"), [
-                (b"content-type", PROBLEM.encode())]
+            return 500, INTERNAL_ERROR, [(b"content-type", PROBLEM.encode())]
 
 
 AUTH_HEADERS = (b"webhook-id", b"webhook-timestamp", b"webhook-signature")

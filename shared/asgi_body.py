@@ -9,19 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_BODY_BYTES = 64 * 1024
-
-
-class Reject(Exception):
-    """A transport-level refusal (405, 413, 415) with its problem title."""
-
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
 
 
 def media_type(headers: dict[bytes, bytes]) -> bytes:
@@ -33,12 +25,12 @@ async def read_body(scope: dict[str, Any], receive: Receive, headers: dict[bytes
     """The body of a POST, refusing a wrong method or media type and anything over ``max_bytes``
     (from Content-Length before reading, else while reading)."""
     if scope["method"] != "POST":
-        raise Reject(405, "Method not allowed", "use POST")
+        raise MethodNotAllowed("use POST")
     if media_type(headers) not in accepted:
-        raise Reject(415, "Unsupported media type", f"Content-Type must be {' or '.join(t.decode() for t in accepted)}")
+        raise UnsupportedMediaType(f"Content-Type must be {' or '.join(t.decode() for t in accepted)}")
     length = headers.get(b"content-length", b"")
     if length.isdigit() and int(length) > max_bytes:
-        raise Reject(413, "Payload too large", f"the body is over {max_bytes} bytes")
+        raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -47,7 +39,7 @@ async def read_body(scope: dict[str, Any], receive: Receive, headers: dict[bytes
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
-            raise Reject(413, "Payload too large", f"the body is over {max_bytes} bytes")
+            raise PayloadTooLarge(f"the body is over {max_bytes} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

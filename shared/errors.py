@@ -3,6 +3,9 @@
     WebhookError
     ├── InvalidInput            bad body / schema            400   INVALID_ARGUMENT     DLQ schema
     ├── Unauthorized            signature / token            401   UNAUTHENTICATED      -
+    ├── MethodNotAllowed        not a POST                   405   UNIMPLEMENTED        -
+    ├── PayloadTooLarge         body over the limit          413   RESOURCE_EXHAUSTED   -
+    ├── UnsupportedMediaType    wrong Content-Type           415   INVALID_ARGUMENT     -
     ├── NotFound                order or dispute unknown     404   NOT_FOUND            DLQ not_found
     ├── InvalidTransition       state machine says no        422   FAILED_PRECONDITION  DLQ invalid_transition
     ├── UserMismatch            event's user ≠ stored user   422   FAILED_PRECONDITION  DLQ user_mismatch
@@ -16,7 +19,9 @@
 
 Library errors are translated into these once, at the adapter that sees them
 (``raise DatabaseUnavailable(...) from exc``); handlers and actors only ever see
-this tree, and look up status codes and DLQ reasons in the tables below.
+this tree, and look up status codes, problem types and DLQ reasons in the one
+table below — in both directions: ingest's clients read the api's answers back
+into this tree by problem ``type`` (HTTP) or status code (gRPC) through it.
 """
 
 from __future__ import annotations
@@ -59,6 +64,18 @@ class Conflict(WebhookError):
     title = "Conflict"
 
 
+class MethodNotAllowed(WebhookError):
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(WebhookError):
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(WebhookError):
+    title = "Unsupported media type"
+
+
 class Unavailable(WebhookError):
     """A dependency is down or slow; the same request may succeed later."""
 
@@ -93,27 +110,43 @@ class GatewayTimeout(WebhookError):
     title = "Gateway timeout"
 
 
+PROBLEM_TYPE_PREFIX = "urn:payment-webhooks:problem:"
+
+
 @dataclass(frozen=True)
 class Mapping:
-    """How one error class shows outside: HTTP status, gRPC status name, DLQ reason."""
+    """How one error class shows outside: HTTP status, problem type, gRPC status name, DLQ reason."""
 
     http_status: int
+    problem: str  # the RFC 9457 ``type``, after PROBLEM_TYPE_PREFIX
     grpc_status: str
-    dlq_reason: str | None = field(default=None)
+    dlq_reason: str | None = field(default=None)  # set for rejections of the event itself
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.problem
 
 
-# Ordered most specific first; lookups walk the class's MRO.
+# Ordered most specific first (a reverse lookup by gRPC status takes the first match);
+# lookups by class walk its MRO.
 ERROR_MAP: dict[type[WebhookError], Mapping] = {
-    InvalidInput: Mapping(400, "INVALID_ARGUMENT", "schema"),
-    Unauthorized: Mapping(401, "UNAUTHENTICATED"),
-    NotFound: Mapping(404, "NOT_FOUND", "not_found"),
-    InvalidTransition: Mapping(422, "FAILED_PRECONDITION", "invalid_transition"),
-    UserMismatch: Mapping(422, "FAILED_PRECONDITION", "user_mismatch"),
-    Conflict: Mapping(409, "ALREADY_EXISTS"),
-    Unavailable: Mapping(503, "UNAVAILABLE"),
-    BadGateway: Mapping(502, "UNAVAILABLE"),
-    GatewayTimeout: Mapping(504, "DEADLINE_EXCEEDED"),
+    InvalidInput: Mapping(400, "invalid-input", "INVALID_ARGUMENT", "schema"),
+    Unauthorized: Mapping(401, "unauthorized", "UNAUTHENTICATED"),
+    NotFound: Mapping(404, "not-found", "NOT_FOUND", "not_found"),
+    InvalidTransition: Mapping(422, "invalid-transition", "FAILED_PRECONDITION", "invalid_transition"),
+    UserMismatch: Mapping(422, "user-mismatch", "FAILED_PRECONDITION", "user_mismatch"),
+    Conflict: Mapping(409, "conflict", "ALREADY_EXISTS"),
+    MethodNotAllowed: Mapping(405, "method-not-allowed", "UNIMPLEMENTED"),
+    PayloadTooLarge: Mapping(413, "payload-too-large", "RESOURCE_EXHAUSTED"),
+    UnsupportedMediaType: Mapping(415, "unsupported-media-type", "INVALID_ARGUMENT"),
+    DatabaseUnavailable: Mapping(503, "database-unavailable", "UNAVAILABLE"),
+    BrokerUnavailable: Mapping(503, "broker-unavailable", "UNAVAILABLE"),
+    CircuitOpen: Mapping(503, "circuit-open", "UNAVAILABLE"),
+    Unavailable: Mapping(503, "unavailable", "UNAVAILABLE"),
+    BadGateway: Mapping(502, "bad-gateway", "UNAVAILABLE"),
+    GatewayTimeout: Mapping(504, "gateway-timeout", "DEADLINE_EXCEEDED"),
 }
+_BY_PROBLEM_TYPE = {mapping.problem_type: error for error, mapping in ERROR_MAP.items()}
 
 
 def mapping_for(error: WebhookError) -> Mapping:
@@ -121,3 +154,18 @@ def mapping_for(error: WebhookError) -> Mapping:
         if cls in ERROR_MAP:
             return ERROR_MAP[cls]
     raise KeyError(type(error))  # pragma: no cover - every subclass is in the tree
+
+
+def error_for_problem_type(problem_type: object) -> type[WebhookError] | None:
+    """The error class an RFC 9457 ``type`` of ours names, or None (not ours, or not a string)."""
+    return _BY_PROBLEM_TYPE.get(problem_type) if isinstance(problem_type, str) else None
+
+
+def error_for_grpc_status(name: str) -> type[WebhookError] | None:
+    """The first error class of the table answered with this gRPC status (FAILED_PRECONDITION: 422)."""
+    return next((error for error, mapping in ERROR_MAP.items() if mapping.grpc_status == name), None)
+
+
+def rejects_the_event(error: type[WebhookError]) -> bool:
+    """Whether the api's answer is about the event itself (404, 422, 400): final, never retried."""
+    return ERROR_MAP[error].dlq_reason is not None

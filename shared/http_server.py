@@ -9,6 +9,12 @@ grace period is over), the server is cancelled: only real in-flight work is wait
 
 The listening socket is bound by ``shared.listening`` (a taken port: ``PortInUse``) and
 handed to hypercorn by descriptor; with port 0, the URLs it starts with carry the actual port.
+
+hypercorn's trio worker runs each connection in the server's own nursery and lets any error but
+``OSError`` escape it, so one malformed connection ended the whole server — an ``Upgrade: h2c``
+whose ``HTTP2-Settings`` is not base64 (``binascii.Error``), a websocket upgrade followed by a
+stray byte (hypercorn#225), now and then a garbled request racing its own error answer
+(``BusyResourceError``). ``ContainedConnection`` ends only that connection, with a log line.
 """
 
 from __future__ import annotations
@@ -17,13 +23,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import hypercorn.trio.run as hypercorn_run
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.typing import Framework
 
 from shared.http_metrics import RequestMetrics
 from shared.listening import listen_tcp
+from shared.logs import get_logger
+
+log = get_logger(__name__)
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -41,7 +52,7 @@ class RequestTracker:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)  # type: ignore[arg-type]
+            await self.app(scope, receive, send)  # type: ignore[arg-type, call-arg, misc]  # an ASGI app, not WSGI
             return
         self._started()
         finished = False
@@ -58,7 +69,7 @@ class RequestTracker:
                 self._finished()
 
         try:
-            await self.app(scope, receive, tracked_send)  # type: ignore[arg-type]
+            await self.app(scope, receive, tracked_send)  # type: ignore[arg-type, call-arg, misc]  # ASGI, not WSGI
         finally:
             if not finished:
                 self._finished()
@@ -77,6 +88,22 @@ class RequestTracker:
     async def wait_idle(self) -> None:
         while self.in_flight:
             await self._idle.wait()
+
+
+class ContainedConnection(TCPServer):
+    """hypercorn's connection handler, whose errors end its connection only (``Cancelled`` still propagates)."""
+
+    async def run(self) -> None:
+        try:
+            await super().run()  # closes the stream however it ends
+        except Exception as exc:  # noqa: BLE001 - a client's malformed bytes must not end the server
+            log.warning("connection dropped: hypercorn could not handle it", error=repr(exc)[:300])
+
+
+# worker_serve builds each connection's handler from this module global: hypercorn has no other hook.
+if hypercorn_run.TCPServer is not TCPServer:  # type: ignore[attr-defined]  # imported there, not re-exported
+    raise ImportError("hypercorn.trio.run no longer serves connections with TCPServer; see ContainedConnection")
+hypercorn_run.TCPServer = ContainedConnection  # type: ignore[attr-defined]  # the one hook, see above
 
 
 def hypercorn_config(bind: str, *, grace_seconds: float) -> Config:

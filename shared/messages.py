@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 
@@ -17,8 +17,11 @@ from shared.errors import InvalidInput
 
 # PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: such a value would pass
 # the rules and then fail at the database (a 500, or a poison record for the workers). Ids hold no
-# control characters at all; free text may hold tabs and newlines.
-_ID_CHARS = r"^[^\x00-\x1f\x7f\ud800-\udfff]*$"
+# control characters at all; free text may hold tabs and newlines. Python's ``$`` (msgspec's regex
+# engine) also matches before a final "\n", so patterns end in ``$(?!\n)`` (in a JSON Schema's
+# ECMAScript regex the lookahead is a no-op): "EUR\n" was a currency, and a 500 at char(3).
+_END = r"$(?!\n)"
+_ID_CHARS = r"^[^\x00-\x1f\x7f\ud800-\udfff]*" + _END
 _TEXT_CHARS = r"^[^\x00\ud800-\udfff]*$"
 _ID_PATTERN = re.compile(_ID_CHARS)
 
@@ -31,7 +34,8 @@ def is_valid_id(text: str) -> bool:
 ProviderEventId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ID_CHARS)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_CHARS)]
 Amount = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1, description="minor units (cents)")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
+_CURRENCY = r"^[A-Z]{3}" + _END
+Currency = Annotated[str, msgspec.Meta(pattern=_CURRENCY, description="ISO 4217")]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="RFC 3339 with a zone")]
 Reason = Annotated[str, msgspec.Meta(max_length=255, pattern=_TEXT_CHARS)]
 OrderStatus = Literal["pending", "authorized", "paid", "failed", "canceled", "refunded"]
@@ -116,7 +120,10 @@ def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> Inva
         detail = _PATH.sub("", message).replace(f"Expected `str` matching regex {_ID_CHARS!r}",
                                                 "must not contain control characters")
         detail = detail.replace(f"Expected `str` matching regex {_TEXT_CHARS!r}", "must not contain NUL characters")
-        return InvalidInput(f"invalid field '{field or '$'}': {detail}", errors=[{"field": field or "$", "message": detail}])
+        detail = detail.replace(f"Expected `str` matching regex {_CURRENCY!r}",
+                                "must be 3 upper-case letters (ISO 4217)")
+        return InvalidInput(f"invalid field '{field or '$'}': {detail}",
+                            errors=[{"field": field or "$", "message": detail}])
     return InvalidInput("body is not valid JSON", errors=[{"field": "$", "message": message}])
 
 
@@ -127,7 +134,7 @@ def decode_json(body: bytes, schema: type[T]) -> T:
     """Decode and validate ``body`` as ``schema`` or raise ``InvalidInput``."""
     decoder = _decoders.get(schema) or _decoders.setdefault(schema, msgspec.json.Decoder(schema))
     try:
-        return decoder.decode(body)
+        return cast(T, decoder.decode(body))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise validation_error(exc) from None
 

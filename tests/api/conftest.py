@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -9,7 +9,8 @@ import trio_asyncio
 
 from api.service import serve_api
 from shared.settings import Settings
-from tests.conftest import TEST_API_TOKEN, TEST_INTERNAL_TOKEN
+from tests.api.api_process import ApiProcess, running_api
+from tests.conftest import TEST_API_TOKEN, TEST_INTERNAL_TOKEN, Deps
 
 
 @pytest.fixture
@@ -28,6 +29,13 @@ async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {TEST_API_TOKEN}"},
                                  timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def api_process(deps: Deps, template_database: str) -> Iterator[ApiProcess]:
+    """``python -m api`` (HTTP and gRPC) on two fresh, seeded shards, for a module of fuzz tests."""
+    with running_api(deps, template_database) as api:
+        yield api
 
 
 INTERNAL = {"Authorization": f"Bearer {TEST_INTERNAL_TOKEN}"}

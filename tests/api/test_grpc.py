@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import grpc
 import httpx
 import pytest
 import trio
@@ -14,9 +15,10 @@ from api.service import serve_api
 from ingest.grpc_client import GrpcApiClient
 from shared.domain import Outcome
 from shared.errors import BadGateway, InvalidInput, InvalidTransition, NotFound
+from shared.protobuf_codec import to_protobuf
 from shared.settings import Secret, Settings
 from tests.api.updates import at, create_order, dispute_update, order_update
-from tests.conftest import TEST_API_TOKEN
+from tests.conftest import TEST_API_TOKEN, TEST_INTERNAL_TOKEN
 from webhooks.embedded import free_port
 
 
@@ -79,3 +81,41 @@ async def test_a_wrong_internal_token_is_refused(grpc_api: GrpcApi) -> None:
             await client.send_order_update(order_update("o1", "u1", "paid", at(1)))
     finally:
         await client.aclose()
+
+
+async def _raw_call(api: GrpcApi, method: str, request: bytes,
+                    metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
+    """A call with ``request`` sent as it is (a generic method with no serializers), as any client may."""
+    async def call() -> grpc.StatusCode:
+        async with grpc.aio.insecure_channel(api.settings.api_grpc_target) as channel:
+            try:
+                await channel.unary_unary(f"/webhooks.v1.UpdatesService/{method}")(request, metadata=metadata,
+                                                                                   timeout=10)
+            except grpc.aio.AioRpcError as error:
+                return error.code()
+            return grpc.StatusCode.OK
+    return await api.loop.run_aio_coroutine(call())
+
+
+TOKEN = (("authorization", f"Bearer {TEST_INTERNAL_TOKEN}"),)
+
+
+@pytest.mark.parametrize("method", ["SendOrderUpdate", "SendDisputeUpdate"])
+async def test_bytes_that_are_no_message_are_invalid_argument(grpc_api: GrpcApi, method: str) -> None:
+    """grpcio's own deserializer answered UNKNOWN (its DecodeError escaped), before the token was checked."""
+    with trio.fail_after(30):
+        for garbage in (b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x0a\x02\xff\xfe"):  # corrupt, truncated, bad UTF-8
+            assert await _raw_call(grpc_api, method, garbage, TOKEN) is grpc.StatusCode.INVALID_ARGUMENT
+            wrong = (("authorization", "Bearer not-the-token"),)
+            assert await _raw_call(grpc_api, method, garbage, wrong) is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_repeated_authorization_metadata_is_unauthenticated(grpc_api: GrpcApi) -> None:
+    """The servicer's metadata dict kept the last copy (here the valid one): the update was applied."""
+    with trio.fail_after(30):
+        await create_order(grpc_api.public, "o1", "u1")
+        update = to_protobuf(order_update("o1", "u1", "paid", at(10))).SerializeToString()
+        twice = (("authorization", "Bearer not-the-token"), *TOKEN)
+        assert await _raw_call(grpc_api, "SendOrderUpdate", update, twice) is grpc.StatusCode.UNAUTHENTICATED
+        assert (await grpc_api.public.get("/orders/o1")).json()["status"] == "created"
+        assert await _raw_call(grpc_api, "SendOrderUpdate", update, TOKEN) is grpc.StatusCode.OK

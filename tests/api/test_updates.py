@@ -43,7 +43,8 @@ async def test_dispute_outcomes(client: httpx.AsyncClient, encoding: str) -> Non
     opened = dispute_update("d1", "o2", "u2", "opened", at(1))
     assert (await send(client, opened, encoding)).status_code == 200
     assert (await send(client, opened, encoding)).status_code == 409
-    assert (await send(client, dispute_update("d1", "o2", "u2", "evidence_required", at(2)), encoding)).status_code == 200
+    required = dispute_update("d1", "o2", "u2", "evidence_required", at(2))
+    assert (await send(client, required, encoding)).status_code == 200
     assert (await send(client, dispute_update("d1", "o2", "u2", "won", at(3)), encoding)).status_code == 422
     assert (await send(client, dispute_update("d1", "o2", "u2", "lost", at(4), reason="no evidence"),
                        encoding)).status_code == 200
@@ -74,7 +75,8 @@ async def test_bad_requests_change_nothing(client: httpx.AsyncClient) -> None:
     assert response.json()["errors"] == [{"field": "amount", "message": "Expected `int`, got `float`"}]
     naive = {**wrong, "amount": 5, "occurred_at": "2026-11-20T12:00:00"}
     assert (await post(url, json=naive, headers=INTERNAL)).json()["errors"][0]["field"] == "occurred_at"
-    garbage = await post(url, content=b"\xff\x00garbage", headers={**INTERNAL, "Content-Type": "application/x-protobuf"})
+    protobuf = {**INTERNAL, "Content-Type": "application/x-protobuf"}
+    garbage = await post(url, content=b"\xff\x00garbage", headers=protobuf)
     assert garbage.status_code == 400
     assert (await client.get("/orders/o3")).json()["events"] == []
 

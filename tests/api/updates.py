@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from shared.protobuf_codec import to_protobuf
 from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
+from shared.protobuf_codec import to_protobuf
 from tests.api.conftest import INTERNAL
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
