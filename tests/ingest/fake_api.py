@@ -85,8 +85,13 @@ class CancelAfterSteps(trio.abc.Instrument):
 
 async def cancelled_after(steps: int, call: Callable[[], Awaitable[object]]) -> bool:
     """Run ``call`` and cancel it after ``steps`` task steps; whether the cancellation hit it."""
+    return await _cancelled_by(lambda scope: CancelAfterSteps(scope, steps), call)
+
+
+async def _cancelled_by(injector_for: Callable[[trio.CancelScope], trio.abc.Instrument],
+                        call: Callable[[], Awaitable[object]]) -> bool:
     with trio.CancelScope() as scope:
-        injector = CancelAfterSteps(scope, steps)
+        injector = injector_for(scope)
         trio.lowlevel.add_instrument(injector)
         try:
             await call()
@@ -109,11 +114,4 @@ class CancelBeforeStepOf(trio.abc.Instrument):
 
 async def cancelled_as(task_name: str, call: Callable[[], Awaitable[object]]) -> bool:
     """Run ``call``, cancelled as the task ``task_name`` next runs (say, while the actor answers it)."""
-    with trio.CancelScope() as scope:
-        injector = CancelBeforeStepOf(scope, task_name)
-        trio.lowlevel.add_instrument(injector)
-        try:
-            await call()
-        finally:
-            trio.lowlevel.remove_instrument(injector)
-    return scope.cancelled_caught
+    return await _cancelled_by(lambda scope: CancelBeforeStepOf(scope, task_name), call)
