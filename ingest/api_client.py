@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 import trio
+from google.protobuf.message import DecodeError
 
 from ingest.breaker_actor import CircuitBreakerActor, result_of
 from ingest.circuit_breaker import Result
@@ -74,9 +75,12 @@ class HttpApiClient:
 
     def _outcome(self, response: httpx.Response) -> Outcome:
         if response.status_code == 200:
-            if self._protobuf:
-                return Outcome(updates_pb2.UpdateResult.FromString(response.content).outcome)
-            return Outcome(response.json()["outcome"])
+            try:
+                if self._protobuf:
+                    return Outcome(updates_pb2.UpdateResult.FromString(response.content).outcome)
+                return Outcome(response.json()["outcome"])
+            except (ValueError, KeyError, TypeError, DecodeError) as exc:  # a 200 we cannot read: not a 500
+                raise BadGateway(f"unreadable answer from the api ({type(exc).__name__})") from exc
         if response.status_code == 409:
             return Outcome.DUPLICATE
         if response.status_code >= 500:

@@ -36,7 +36,7 @@ class Phase(Enum):
 @dataclass(frozen=True)
 class Backoff:
     first_seconds: float = 1.0
-    max_seconds: float = 30.0
+    max_seconds: float = 5.0  # "accepting again within seconds" of the broker's return, even after many fences
 
     def after(self, strikes: int) -> float:
         """The wait before the recreation that follows ``strikes`` recreations without a delivery."""

@@ -8,8 +8,6 @@ import httpx
 import pytest
 
 from ingest.api_client import HttpApiClient
-from ingest.grpc_client import GrpcApiClient
-from shared.domain import Outcome
 from shared.errors import (
     ERROR_MAP,
     BadGateway,
@@ -70,6 +68,13 @@ async def test_an_answer_of_no_known_type_is_a_bad_gateway() -> None:
     await client.aclose()
 
 
-def test_the_grpc_client_maps_codes_through_the_table() -> None:
-    assert GrpcApiClient._outcome.__doc__ is None or True  # the mapping itself is tested above
-    assert Outcome.DUPLICATE.value == "duplicate"
+@pytest.mark.parametrize("body", [b"not json", b'{"no": "outcome"}', b'{"outcome": "sideways"}', b"[]"])
+async def test_a_200_that_cannot_be_read_is_a_bad_gateway_not_a_500(body: bytes) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    settings = Settings(internal_token=Secret("internal-token-0123"), api_base_url="http://api")
+    client = HttpApiClient(settings, transport=httpx.MockTransport(answer))
+    with pytest.raises(BadGateway, match="unreadable answer"):
+        await client.send_order_update(order_update("o", "u", "paid", at(1)))
+    await client.aclose()
