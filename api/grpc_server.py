@@ -20,7 +20,7 @@ import trio_asyncio
 
 from api.updates import UpdateApplier
 from shared.auth import check_bearer
-from shared.errors import WebhookError, mapping_for
+from shared.errors import PROBLEM_TYPE_METADATA, WebhookError, mapping_for
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, OrderUpdate, Update
 from shared.proto import updates_pb2
@@ -70,7 +70,9 @@ class UpdatesServicer:
                       event_id=update.event_id, trace_id=trace_id(traceparent), transport="grpc")
             return updates_pb2.UpdateResult(outcome=outcome.value)
         except WebhookError as error:
-            await context.abort(grpc.StatusCode[mapping_for(error).grpc_status], error.detail)
+            mapping = mapping_for(error)  # the status, and the problem type that tells 422s apart
+            await context.abort(grpc.StatusCode[mapping.grpc_status], error.detail,
+                                trailing_metadata=((PROBLEM_TYPE_METADATA, mapping.problem_type),))
         except Exception:  # noqa: BLE001 - the last line of defence, as HTTP's 500: logged, no internals sent
             log.exception("unexpected error in UpdatesService", schema=schema.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, "unexpected error; it was logged")

@@ -15,7 +15,14 @@ import grpc
 import trio_asyncio
 
 from shared.domain import Outcome
-from shared.errors import BadGateway, GatewayTimeout, error_for_grpc_status, rejects_the_event
+from shared.errors import (
+    PROBLEM_TYPE_METADATA,
+    BadGateway,
+    GatewayTimeout,
+    error_for_grpc_status,
+    error_for_problem_type,
+    rejects_the_event,
+)
 from shared.messages import DisputeUpdate, OrderUpdate, Update
 from shared.proto import updates_pb2, updates_pb2_grpc
 from shared.protobuf_codec import to_protobuf
@@ -72,7 +79,16 @@ class GrpcApiClient:
             raise TransientFailure(GatewayTimeout(f"the api did not answer in time: {detail}"))
         if code in _TRANSIENT:
             raise TransientFailure(BadGateway(f"the api is unreachable or failing ({code.name}): {detail}"))
-        rejection = error_for_grpc_status(code.name)  # the one error table (FAILED_PRECONDITION: 422)
+        # the one error table: by the problem type the api sends along, else by the status alone
+        rejection = error_for_problem_type(_problem_type(error)) or error_for_grpc_status(code.name)
         if rejection is not None and rejects_the_event(rejection):
             raise rejection(detail)
         raise BadGateway(f"unexpected answer from the api: {code.name} {detail}")
+
+
+def _problem_type(error: grpc.aio.AioRpcError) -> str | None:
+    """The problem type the api put in the trailing metadata (it tells 422s apart), if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key == PROBLEM_TYPE_METADATA and isinstance(value, str):
+            return value
+    return None

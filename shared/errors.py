@@ -111,6 +111,7 @@ class GatewayTimeout(WebhookError):
 
 
 PROBLEM_TYPE_PREFIX = "urn:payment-webhooks:problem:"
+PROBLEM_TYPE_METADATA = "problem-type"  # gRPC trailing metadata: the problem type, as HTTP's body carries it
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import trio_asyncio
 from api.service import serve_api
 from ingest.grpc_client import GrpcApiClient
 from shared.domain import Outcome
-from shared.errors import BadGateway, InvalidInput, InvalidTransition, NotFound
+from shared.errors import BadGateway, InvalidInput, InvalidTransition, NotFound, UserMismatch
 from shared.protobuf_codec import to_protobuf
 from shared.settings import Secret, Settings
 from tests.api.updates import at, create_order, dispute_update, order_update
@@ -60,7 +60,7 @@ async def test_every_outcome_through_grpc(grpc_api: GrpcApi) -> None:
         assert await client.send_order_update(order_update("o1", "u1", "authorized", at(5))) is Outcome.STALE
         with pytest.raises(InvalidTransition):  # FAILED_PRECONDITION
             await client.send_order_update(order_update("o1", "u1", "pending", at(20)))
-        with pytest.raises(InvalidTransition, match="does not belong"):  # user mismatch: FAILED_PRECONDITION
+        with pytest.raises(UserMismatch, match="does not belong"):  # FAILED_PRECONDITION + its problem type
             await client.send_order_update(order_update("o1", "intruder", "refunded", at(30)))
         with pytest.raises(NotFound):
             await client.send_order_update(order_update("nope", "u1", "paid", at(30)))
