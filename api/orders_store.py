@@ -75,6 +75,11 @@ async def create_order(database: Database, order: NewOrder, idempotency_key: str
     """Create ``order`` unless its id is taken on any shard; returns (order, created)."""
     ours = Claim.for_request(order, idempotency_key)
     registry = registry_shard(order.order_id, database.shard_count)
+    home = shard_for(order.user_id, database.shard_count)
+    if idempotency_key is not None and await database.run(home, key_names_another_order, ours):
+        # checked before claiming: a claim that could never complete would turn racing creates of
+        # the id away (503) until it is found and released
+        raise Conflict("Idempotency-Key was already used for another order")
     for _ in range(_CLAIM_ATTEMPTS):
         claim = await database.run(registry, claim_order_id, ours)
         stored, inserted = await database.run(shard_for(claim.user_id, database.shard_count), complete_claim, claim)
@@ -131,6 +136,13 @@ async def complete_claim(pool: asyncpg.Pool, claim: Claim) -> tuple[dict[str, An
             return dict(row), True
         row = await conn.fetchrow(f"SELECT {columns} FROM orders WHERE order_id = $1", claim.order_id)
     return (None if row is None else dict(row)), False
+
+
+async def key_names_another_order(pool: asyncpg.Pool, claim: Claim) -> bool:
+    """Whether the claim's Idempotency-Key is already stored with another order id on this shard."""
+    return bool(await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE idempotency_key = $1 AND order_id <> $2)",
+        claim.idempotency_key, claim.order_id))
 
 
 async def release_claim(pool: asyncpg.Pool, claim: Claim) -> None:
