@@ -12,7 +12,7 @@ import trio
 from confluent_kafka import Consumer, TopicPartition
 
 from webhooks.child_process import ChildProcess, open_child
-from webhooks.embedded import broker_argv, free_port
+from webhooks.embedded import accepting, broker_argv, free_port
 
 
 @dataclass
@@ -36,20 +36,11 @@ async def own_broker() -> AsyncIterator[OwnBroker]:
     async with open_child(broker_argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
         try:
             with trio.fail_after(30):
-                while not await _accepting(port):
+                while not await accepting(port):
                     await trio.sleep(0.05)
             yield OwnBroker(process, f"127.0.0.1:{port}")
         finally:
             process.send_signal(signal.SIGCONT)  # a stopped broker would not act on SIGTERM
-
-
-async def _accepting(port: int) -> bool:
-    try:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-    except OSError:
-        return False
-    await stream.aclose()
-    return True
 
 
 def read_values(bootstrap_servers: str, topic: str, partitions: int, idle_seconds: float = 1.0) -> list[bytes]:

@@ -85,6 +85,11 @@ async def _is_ready(port: int, what: str) -> bool:
             [_pg_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], check=False
         )
         return result.returncode == 0
+    return await accepting(port)
+
+
+async def accepting(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port`` (a connection opens and closes)."""
     try:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
     except OSError:
