@@ -22,11 +22,10 @@ from shared.domain import Outcome
 from shared.logs import get_logger
 from shared.messages import Update
 from shared.retry_policy import JitteredBackoff, patiently
-from shared.shard_applier import REFUSED, ApplyPolicy, ShardApplier
+from shared.shard_applier import ApplyPolicy, ShardApplier
 from shared.shard_routing import home_shard, refine_not_found
 from workers.metrics import RETRIES
 
-__all__ = ["REFUSED", "ShardedBatchWriter", "WriterConfig"]
 log = get_logger(__name__)
 
 
@@ -49,7 +48,7 @@ class ShardedBatchWriter:
         self._applier = ShardApplier(database, policy, on_retry=self.note_retry)
 
     async def apply(self, updates: list[Update]) -> list[Outcome | str]:
-        """One outcome (or ``REFUSED``) per update."""
+        """One outcome (or ``shared.shard_applier.REFUSED``) per update."""
         outcomes: list[Outcome | str] = [Outcome.APPLIED] * len(updates)
         parts: dict[int, list[int]] = {}
         for index, update in enumerate(updates):

@@ -14,7 +14,6 @@ Pure: no trio, no clock of its own — ``now`` comes in as a number.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -83,10 +82,6 @@ class RetryLanes(Generic[T]):
         """The head of every lane whose retry is due: a lane moves one event at a time, so N events
         behind an unknown order cost N rows in all, not N rounds of the whole lane."""
         return [lane.entries[0] for lane in self._lanes.values() if lane.due_at <= now]
-
-    def entries(self) -> Iterator[LaneEntry[T]]:
-        for lane in self._lanes.values():
-            yield from lane.entries
 
     def retried(self, results: list[tuple[LaneEntry[T], Outcome | str]], now: float) -> RetryResult[T]:
         """Fold in the outcomes of retrying ``due(now)``: what is settled, what expired, what waits on."""

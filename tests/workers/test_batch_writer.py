@@ -8,8 +8,9 @@ import trio
 from shared.domain import Outcome
 from shared.errors import DatabaseUnavailable
 from shared.messages import Update
+from shared.shard_applier import REFUSED
 from tests.api.updates import at, order_update
-from workers.batch_writer import REFUSED, ShardedBatchWriter
+from workers.batch_writer import ShardedBatchWriter
 
 
 class FakeDatabase:
