@@ -19,7 +19,7 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import NoReturn, Protocol
 
 import trio
@@ -46,10 +46,10 @@ class Serve(Protocol):
     ) -> Awaitable[None]: ...
 
 
-def load_settings(required: tuple[str, ...] = ()) -> Settings:
-    """Parse the environment or exit 2 with one line naming the bad variable."""
+def load_settings(required: tuple[str, ...] = (), environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse the environment (``os.environ`` unless given) or exit 2 with one line naming the bad variable."""
     try:
-        return Settings.from_environ(os.environ).require(*required)
+        return Settings.from_environ(os.environ if environ is None else environ).require(*required)
     except ConfigError as exc:
         exit_misconfigured(str(exc))
 

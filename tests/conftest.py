@@ -34,6 +34,8 @@ TEST_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789abcdef
 TEST_INTERNAL_TOKEN = "internal-test-token"
 TEST_API_TOKEN = "api-test-token"
 _counter = itertools.count()
+# The commands under test must not pick up a developer's running ``webhooks dev``.
+os.environ["WEBHOOKS_CONNECTION_FILE"] = os.devnull + ".absent"
 
 
 @dataclass(frozen=True)

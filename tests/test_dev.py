@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import psutil
@@ -13,20 +16,27 @@ import pytest
 import trio
 
 from tests.processes import Output
+from webhooks.connection_file import FILE_VARIABLE
 from webhooks.embedded import free_port
 
 BANNER_END = "Press Ctrl-C to stop."
 
 
-def _dev_env() -> dict[str, str]:
-    import os
-
+def _dev_env(connection_file: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URLS", "KAFKA_BOOTSTRAP_SERVERS")}
     grpc_port = free_port()
     env.update(INGEST_PORT=str(free_port()), API_PORT=str(free_port()), WORKERS_PORT="0",  # the OS picks its port
                API_GRPC_PORT=str(grpc_port), API_GRPC_TARGET=f"127.0.0.1:{grpc_port}",
                SHUTDOWN_GRACE="5s", PYTHONUNBUFFERED="1")
+    env[FILE_VARIABLE] = str(connection_file)
     return env
+
+
+async def _command(argv: list[str], connection_file: Path) -> subprocess.CompletedProcess[bytes]:
+    """A ``webhooks`` command in a shell that has nothing but the connection file's path."""
+    env = {"PATH": os.environ["PATH"], FILE_VARIABLE: str(connection_file)}
+    return await trio.run_process([sys.executable, "-m", "webhooks", *argv], env=env, check=False,
+                                  capture_stdout=True, capture_stderr=True)
 
 
 PROCESSES = {"kafka": ("ingest", "api", "workers"), "grpc": ("ingest", "api")}
@@ -53,8 +63,10 @@ async def _wait_gone(processes: list[psutil.Process]) -> None:
 
 @pytest.mark.parametrize(("mode", "stop"), [("kafka", signal.SIGTERM), ("kafka", signal.SIGKILL),
                                             ("grpc", signal.SIGTERM)])
-async def test_dev_runs_every_process_and_leaves_none_behind(mode: str, stop: signal.Signals) -> None:
-    env = _dev_env()
+async def test_dev_runs_every_process_and_leaves_none_behind(mode: str, stop: signal.Signals,
+                                                             tmp_path: Path) -> None:
+    connection_file = tmp_path / "dev.json"
+    env = _dev_env(connection_file)
     with trio.fail_after(120):
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "webhooks", "dev", "--mode", mode], env=env,
@@ -72,6 +84,11 @@ async def test_dev_runs_every_process_and_leaves_none_behind(mode: str, stop: si
                     response = await client.get(f"{urls[name]}/readyz")
                     assert response.status_code == 200, response.text
             assert "WEBHOOK_SECRETS=whsec_" in output.text
+            assert stat.S_IMODE(connection_file.stat().st_mode) == 0o600
+            if stop == signal.SIGTERM:  # "try it" needs no settings copied from the banner
+                sample = await _command(["send-sample", "--users", "2"], connection_file)
+                assert sample.returncode == 0, sample.stdout.decode() + sample.stderr.decode()
+                assert "3 of 3 states match" in sample.stdout.decode()
             descendants = psutil.Process(process.pid).children(recursive=True)
             names = {child.name() for child in descendants}
             assert "postgres" in names
@@ -86,3 +103,8 @@ async def test_dev_runs_every_process_and_leaves_none_behind(mode: str, stop: si
     assert code == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
     if stop == signal.SIGTERM:
         assert "webhooks dev: stopped" in output.text
+        assert not connection_file.exists()
+    else:  # left behind by a dev that was killed: ignored, and said so
+        stale = await _command(["send-sample"], connection_file)
+        assert stale.returncode == 2
+        assert "is not running" in stale.stderr.decode()

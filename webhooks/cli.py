@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,8 +23,27 @@ import trio
 from shared.errors import WebhookError
 from shared.migrations import migrate_dsn
 from shared.service import load_settings
-from shared.settings import MODES
+from shared.settings import MODES, Settings
 from shared.topics import ALL_TOPICS, admin_client, create_topics, describe_topics, scale_topics
+from webhooks.connection_file import command_environ, connection_path, read_connection
+
+
+def _warn(message: str) -> None:
+    print(f"webhooks: {message}", file=sys.stderr)
+
+
+def client_settings(required: tuple[str, ...] = ()) -> Settings:
+    """The settings of a command that talks to a running system: a running ``webhooks dev``'s
+    connection file under the caller's environment (see ``webhooks.connection_file``)."""
+    return load_settings(required, command_environ(os.environ, _warn))
+
+
+def warn_if_dev_running() -> None:
+    """Measurements share the CPU with a running ``webhooks dev``: say so before they start."""
+    connection = read_connection(connection_path(os.environ), _warn)
+    if connection is not None:
+        _warn(f"webhooks dev (pid {connection.pid}) is running: its processes share the CPU with this "
+              "measurement; stop it for figures worth comparing")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("send-sample", help="sign and post a sample stream to a running system")
     sample.add_argument("--users", type=int, default=4)
     sample.add_argument("--ingest-url", help="default: http://127.0.0.1:$INGEST_PORT")
+    sample.add_argument("--wait", type=float, default=30.0,
+                        help="seconds to wait for the final states to read back (default 30)")
 
     bench = commands.add_parser("bench", help="benchmarks with k6; writes bench/*.md")
     bench.add_argument("scenarios", nargs="*", metavar="SCENARIO",
@@ -84,7 +106,7 @@ def cmd_deps(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings = load_settings(("database_urls",))
+    settings = client_settings(("database_urls",))
     today = dt.datetime.now(dt.UTC).date()
     for index, url in enumerate(settings.database_urls):
         applied = asyncio.run(migrate_dsn(url.reveal(), today))
@@ -93,7 +115,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = client_settings()
     admin = admin_client(settings.kafka_bootstrap_servers)
     names = [settings.topic(name) for name in ALL_TOPICS]
     if args.action == "scale":
@@ -119,13 +141,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"webhooks bench: unknown scenario {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}",
               file=sys.stderr)
         return 2
+    warn_if_dev_running()
     return trio.run(run_bench, args.scenarios or list(SCENARIOS), args.vus, args.duration)
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     from webhooks.dlq import describe, read_letters, replay
 
-    settings = load_settings()
+    settings = client_settings()
     letters = list(read_letters(settings, args.reason, args.limit))
     if args.action == "list":
         for letter in letters:
@@ -137,16 +160,22 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_send_sample(args: argparse.Namespace) -> int:
-    from webhooks.sample import Sample, send_sample
+    from webhooks.sample import Sample, read_back, send_sample
 
-    settings = load_settings(("webhook_secrets", "api_tokens"))
+    settings = client_settings(("webhook_secrets", "api_tokens"))
     ingest_url = args.ingest_url or f"http://127.0.0.1:{settings.ingest_port}"
     sample = Sample(ingest_url, settings.api_base_url, settings.webhook_secrets[0].reveal(),
                     settings.api_tokens[0].reveal())
     expected = send_sample(sample, args.users)
-    print(f"sent; expect: {', '.join(f'{key}={value}' for key, value in expected.items())}")
-    print(f"read back: curl -H 'Authorization: Bearer <API_TOKENS>' {settings.api_base_url}/orders/<order_id>")
-    return 0
+    print(f"sent; reading the final states back from {settings.api_base_url} (up to {args.wait:.0f} s)")
+    found = read_back(sample, expected, args.wait)
+    for key, status in expected.items():
+        shown = found.get(key, "missing")
+        print(f"  {key}: expected {status}, found {shown}{'' if shown == status else '  <-- differs'}")
+    matching = sum(found.get(key) == status for key, status in expected.items())
+    print(f"{matching} of {len(expected)} states match" + ("" if matching == len(expected) else
+                                                           "; see the api and workers logs"))
+    return 0 if matching == len(expected) else 1
 
 
 COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench,

@@ -25,9 +25,10 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import trio
@@ -39,6 +40,7 @@ from shared.service import READY
 from shared.settings import Mode, Settings, parse_dsn_list
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.child_process import ChildProcess, open_child
+from webhooks.connection_file import client_variables, connection_path, remove_connection, write_connection
 from webhooks.embedded import create_databases, dsn, open_embedded_broker, open_embedded_postgres
 from webhooks.procfile import ProcessSpec, load_procfile
 
@@ -206,10 +208,13 @@ class DevSupervisor:
                 return
 
 
-def banner(supervisor: DevSupervisor, deps: Dependencies, supplied: Collection[str] = ()) -> str:
+def banner(supervisor: DevSupervisor, deps: Dependencies, supplied: Collection[str] = (),
+           connection: Path | None = None) -> str:
     """What runs where, and how to try it; a secret named in ``supplied`` (the caller's own) shows as ``$NAME``."""
     env, urls = supervisor.env, supervisor.urls
-    secret = {name: f"${name}" if name in supplied else env[name] for name in ("WEBHOOK_SECRETS", "API_TOKENS")}
+    secret_names = ("WEBHOOK_SECRETS", "API_TOKENS")
+    secret = {name: f"${name}" if name in supplied else env[name] for name in secret_names}
+    yours = [name for name in secret_names if name in supplied]  # not in the connection file
     lines = [f"webhooks dev: ready (mode {env['WEBHOOK_MODE']})"]
     lines += [f"  {name:<8} {url}" for name, url in urls.items()]
     lines += [f"  shard{index}   {url.masked()}" for index, url in enumerate(deps.database_urls)]
@@ -220,12 +225,24 @@ def banner(supervisor: DevSupervisor, deps: Dependencies, supplied: Collection[s
         f"  WEBHOOK_SECRETS={secret['WEBHOOK_SECRETS']}",
         f"  API_TOKENS={secret['API_TOKENS']}",
         "  webhook endpoints: POST /webhooks/payments/orders, POST /webhooks/payments/disputes",
-        "Try it, from another shell:",
-        f"  WEBHOOK_SECRETS={secret['WEBHOOK_SECRETS']} API_TOKENS={secret['API_TOKENS']} "
-        f"INGEST_PORT={urls['ingest'].rsplit(':', 1)[1]} API_BASE_URL={urls['api']} .venv/bin/webhooks send-sample",
+        f"Try it, from another shell (the commands read {connection or connection_path({})}):",
+        "  .venv/bin/webhooks send-sample" + (f"   (with {' and '.join(yours)} set in that shell)" if yours else ""),
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+@contextmanager
+def dev_connection_file(environ: Mapping[str, str], env: Mapping[str, str], urls: Mapping[str, str]) -> Iterator[Path]:
+    """The connection file (``webhooks.connection_file``) while the system serves: the ports the
+    processes logged, the dependencies, and the secrets ``dev`` generated (not the caller's)."""
+    path = connection_path(environ)
+    served = {"INGEST_PORT": urls["ingest"].rsplit(":", 1)[1], "API_BASE_URL": urls["api"]}
+    write_connection(path, client_variables({**env, **served}, supplied=environ))
+    try:
+        yield path
+    finally:
+        remove_connection(path)
 
 
 async def run_dev(environ: Mapping[str, str], mode: Mode, shards: int) -> int:
@@ -240,8 +257,9 @@ async def run_dev(environ: Mapping[str, str], mode: Mode, shards: int) -> int:
             nursery.start_soon(supervisor.stop_on_signal)
             for spec in specs:
                 await nursery.start(supervisor.run_child, spec)
-            print(banner(supervisor, deps, supplied=environ.keys()), flush=True)
-            await supervisor.stop.wait()
+            with dev_connection_file(environ, env, supervisor.urls) as connection:
+                print(banner(supervisor, deps, supplied=environ.keys(), connection=connection), flush=True)
+                await supervisor.stop.wait()
             nursery.cancel_scope.cancel()
     print(f"webhooks dev: stopped{f' (crashed: {supervisor.crashed})' if supervisor.crashed else ''}", flush=True)
     return 1 if supervisor.crashed else 0

@@ -53,6 +53,25 @@ def _webhooks(run: str, users: int) -> list[tuple[str, dict[str, object]]]:
     return stream
 
 
+def read_back(sample: Sample, expected: dict[str, str], wait_seconds: float) -> dict[str, str]:
+    """Each id's status as the api shows it, polled until all match ``expected`` or the time is up.
+
+    In kafka mode a 202 means queued: the states arrive once the workers applied them."""
+    deadline = time.monotonic() + wait_seconds
+    headers = {"Authorization": f"Bearer {sample.api_token}"}
+    with httpx.Client(base_url=sample.api_url, headers=headers, timeout=10) as client:
+        while True:
+            found = {key: status for key in expected if (status := _status(client, key)) is not None}
+            if found == expected or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.2)  # a command-line poll, not a test: the api shows the states when they are applied
+
+
+def _status(client: httpx.Client, key: str) -> str | None:
+    response = client.get(f"/{'disputes' if key.startswith('dsp_') else 'orders'}/{key}")
+    return str(response.json()["status"]) if response.status_code == 200 else None
+
+
 def signed_post(client: httpx.Client, url: str, secret: bytes, payload: dict[str, object],
                 correlation_id: str | None = None) -> httpx.Response:
     body = json.dumps(payload).encode()
