@@ -25,6 +25,7 @@ from typing import NoReturn, Protocol
 import trio
 import trio_asyncio
 
+from shared.asyncio_loop import open_asyncio_loop
 from shared.listening import PortInUse
 from shared.logs import configure_logging, get_logger
 from shared.settings import ConfigError, Settings
@@ -96,7 +97,7 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 async def run_until_signalled(serve: Serve, settings: Settings) -> None:
     """Run ``serve`` until SIGTERM/SIGINT, then allow it the grace period to finish."""
     shutdown = trio.Event()
-    async with trio_asyncio.open_loop() as loop, trio.open_nursery() as nursery:
+    async with open_asyncio_loop() as loop, trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, shutdown, nursery.cancel_scope, settings.shutdown_grace_seconds)
         urls = await nursery.start(serve, settings, loop, shutdown)
         tune_garbage_collector()

@@ -7,6 +7,7 @@
     webhooks dlq list|replay [--reason R] [--limit N]    dead letters
     webhooks send-sample [--users N]                     sign and post a sample stream
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
+    webhooks soak [--minutes N] [--rate R]               steady load, RSS and p99 every 10 s; soak/
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="ceilings, ingest, workers, api-writes (default: all of them)")
     bench.add_argument("--duration", default="10s", help="k6 duration per variant (default 10s)")
     bench.add_argument("--vus", type=int, default=50, help="concurrent clients (default 50)")
+
+    soak = commands.add_parser("soak", help="kafka mode under a steady load: RSS and p99 every 10 s; writes soak/")
+    soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default 10)")
+    soak.add_argument("--rate", type=int, default=None,
+                      help="webhooks/s (default: half the kafka peak in bench/results.md)")
     return parser
 
 
@@ -178,8 +184,18 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
     return 0 if matching == len(expected) else 1
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from webhooks.soak.runner import run_soak
+
+    if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):
+        print("webhooks soak: --minutes and --rate must be positive", file=sys.stderr)
+        return 2
+    warn_if_dev_running()
+    return trio.run(run_soak, args.minutes, args.rate)
+
+
 COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench,
-            "dlq": cmd_dlq, "send-sample": cmd_send_sample}
+            "dlq": cmd_dlq, "send-sample": cmd_send_sample, "soak": cmd_soak}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,102 @@
+"""``soak/results.md`` and ``soak/results.png``: the minutes, the checks, and every 10 s sample."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from webhooks.soak.load_rate import LoadRate
+from webhooks.soak.samples import Check, Sample, minutes
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def markdown(samples: Sequence[Sample], checks: Sequence[Check], rate: LoadRate, length_minutes: float,
+             k6_summary: Mapping[str, object], stored: int, machine: str) -> str:
+    names = list(samples[-1].rss_mb) if samples else []
+    accepted, failed = sum(s.accepted for s in samples), sum(s.failed for s in samples)
+    verdict = "every target met" if all(c.passed for c in checks) else "**some targets missed**"
+    lines = [f"# Soak\n\nMeasured {dt.date.today()} on {machine}; k6, the broker, PostgreSQL and the services share "
+             "the machine (and here with whatever else ran on it).\n",
+             f"`webhooks soak --minutes {length_minutes:g}`: the kafka-mode system (ingest, api, two workers, embedded "
+             f"PostgreSQL with 2 shards and the tansu broker) under {rate.per_second} signed webhooks/s "
+             f"({rate.source}), 80 % order payments and 20 % chargebacks of 1,000 users, each a new event. "
+             f"Every 10 s: the RSS of every process and the p99 of the requests k6 reported in the interval. "
+             f"RSS of `postgres` is summed over its processes (shared buffers counted in each) and the broker keeps "
+             f"every record in memory by design: both are shown, not judged.\n",
+             f"Accepted (202): {accepted:,}; failed: {failed:,}; events stored by the workers: {stored:,} "
+             f"(every accepted webhook is a new event: the two agree unless something was lost). "
+             f"Offered {rate.per_second * length_minutes * 60:,.0f}; not sent because every VU was waiting on "
+             f"an answer (k6 `dropped_iterations`): {_k6_count(k6_summary, 'dropped_iterations'):,}. "
+             f"Whole run p99 (k6): {_ms(_k6_p99(k6_summary))} ms. Result: {verdict}.\n",
+             "## Targets\n", *_table(["check", "measured", "target", "met"],
+                                     [[c.what, c.measured, c.target, "yes" if c.passed else "**no**"] for c in checks]),
+             "\n## Per minute\n\nRSS in MB at the minute's end; p99 of all the minute's requests.\n",
+             *_table(["minute", *names, "p99 ms", "webhooks/s", "failed"],
+                     [[str(m.number), *(f"{m.rss_mb.get(n, 0):.1f}" for n in names), _ms(m.p99_ms),
+                       f"{m.accepted / 60:.0f}", str(m.failed)] for m in minutes(samples)]),
+             "\n![RSS and p99 over the soak](results.png)\n",
+             "<details><summary>Every 10 s sample</summary>\n",
+             *_table(["s", *names, "p99 ms", "webhooks/s"],
+                     [[f"{s.seconds:.0f}", *(f"{s.rss_mb.get(n, 0):.1f}" for n in names), _ms(s.p99_ms),
+                       f"{s.accepted / 10:.0f}"] for s in samples]),
+             "\n</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _k6_count(summary: Mapping[str, object], metric: str) -> int:
+    try:
+        return int(summary["metrics"][metric]["values"]["count"])  # type: ignore[index]
+    except (KeyError, TypeError):
+        return 0  # k6 leaves a counter that never counted out of its summary
+
+
+def _k6_p99(summary: Mapping[str, object]) -> float | None:
+    try:
+        return float(summary["metrics"]["http_req_duration"]["values"]["p(99)"])  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+
+
+def publish(results: Path, text: str, samples: Sequence[Sample], title: str) -> None:
+    results.mkdir(exist_ok=True)
+    (results / "results.md").write_text(text)
+    draw(samples, results / "results.png", title)
+
+
+def draw(samples: Sequence[Sample], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    judged = [name for name in (samples[-1].rss_mb if samples else {}) if name not in ("broker", "postgres")]
+    seconds = [s.seconds / 60 for s in samples]
+    figure, (memory, latency) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for name in judged:
+        memory.plot(seconds, [s.rss_mb.get(name, 0) for s in samples], label=name)
+    memory.set_ylabel("RSS (MB)")
+    memory.set_ylim(bottom=0)
+    memory.legend(loc="lower right")
+    memory.set_title("RSS per process (limits: ingest and api 150 MB, workers 250 MB)")
+    latency.plot(seconds, [s.p99_ms if s.p99_ms is not None else float("nan") for s in samples], label="p99 per 10 s")
+    per_minute = minutes(samples)
+    if per_minute:  # minute m spans (m-1, m]: a step drawn back from each minute's end
+        values = [m.p99_ms or float("nan") for m in per_minute]
+        latency.step([0, *(m.number for m in per_minute)], [values[0], *values], where="pre", label="p99 per minute")
+    latency.set_ylabel("p99 (ms)")
+    latency.set_xlabel("minutes")
+    latency.set_ylim(bottom=0)
+    latency.legend(loc="upper right")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,158 @@
+"""``webhooks soak --minutes N``: the kafka-mode system under a steady load, measured every 10 s.
+
+k6 (``signed_stream.js``) sends signed webhooks at a constant arrival rate for N minutes
+while this samples, every 10 s, the RSS of every process — ingest, api, both workers, and
+for reference the embedded broker and PostgreSQL (which are not judged: tansu keeps every
+record in memory by design, and PostgreSQL's RSS counts its shared buffers once per
+backend) — and the p99 of the requests k6 reported in that interval (``k6_csv``). Then
+``soak/results.md`` and ``soak/results.png``. Everything shares the machine with k6.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import asyncpg
+import psutil
+import trio
+import trio_asyncio
+
+from webhooks.bench.ingest_modes import SECRET
+from webhooks.bench.k6 import k6_binary
+from webhooks.bench.runner import machine, progress
+from webhooks.bench.stack import postgres_processes
+from webhooks.embedded import open_embedded_broker, open_embedded_postgres
+from webhooks.procfile import PROJECT_ROOT
+from webhooks.soak import report
+from webhooks.soak.k6_csv import CsvTail
+from webhooks.soak.load_rate import LoadRate, choose_rate
+from webhooks.soak.samples import SAMPLE_SECONDS, Sample, judge
+from webhooks.soak.stack import USERS, SoakStack, open_soak_stack
+
+RESULTS = PROJECT_ROOT / "soak"
+BENCH_RESULTS = PROJECT_ROOT / "bench" / "results.md"
+SCRIPT = Path(__file__).parent / "signed_stream.js"
+VUS = 32  # pre-allocated; k6 may use up to 4× as many if answers slow down
+
+
+async def run_soak(minutes: float, rate_override: int | None, results: Path = RESULTS) -> int:
+    rate = choose_rate(BENCH_RESULTS, rate_override)
+    progress(f"soak: {minutes:g} min at {rate.per_second}/s ({rate.source})")
+    async with open_embedded_postgres() as pg_port, open_embedded_broker() as bootstrap, \
+            trio_asyncio.open_loop() as loop, open_soak_stack(loop, pg_port, bootstrap) as stack:
+        broker = _broker_process(bootstrap)
+        with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+            samples, summary = await _load_and_sample(stack, rate, minutes, Path(tmp), pg_port, broker)
+        stored = await _stored_events(loop, stack.database_urls)
+    checks = judge(samples)
+    text = report.markdown(samples, checks, rate, minutes, summary, stored, machine())
+    title = f"{minutes:g} min at {rate.per_second}/s, {dt.date.today()}, {machine()}"
+    await trio.to_thread.run_sync(report.publish, results, text, samples, title)
+    print(text)
+    return 0 if all(check.passed for check in checks) else 1
+
+
+async def _load_and_sample(stack: SoakStack, rate: LoadRate, minutes: float, workdir: Path, pg_port: int,
+                           broker: psutil.Process | None) -> tuple[list[Sample], dict[str, object]]:
+    csv_path, summary_path = workdir / "k6.csv", workdir / "summary.json"
+    env = {"URL": stack.ingest_url, "SECRET": SECRET.decode(), "USERS": str(USERS), "RATE": str(rate.per_second),
+           "DURATION": f"{round(minutes * 60)}s", "VUS": str(VUS), "RUN": f"soak{uuid.uuid4().hex[:6]}",
+           "SUMMARY_FILE": str(summary_path), "PATH": "/usr/bin:/bin"}
+    argv = [k6_binary(), "run", "--quiet", "--no-usage-report", "--system-tags", "status",
+            "--out", f"csv={csv_path}", str(SCRIPT)]
+    finished = trio.Event()
+    samples: list[Sample] = []
+    async with trio.open_nursery() as nursery:
+        async def load() -> None:
+            try:
+                await trio.run_process(argv, env=env, stdout=subprocess.DEVNULL)
+            finally:
+                finished.set()
+
+        nursery.start_soon(load)
+        await _sample_until(finished, CsvTail(csv_path), lambda: _rss_mb(stack.processes, pg_port, broker),
+                            samples, minutes)
+    return samples, json.loads(summary_path.read_text())
+
+
+async def _sample_until(finished: trio.Event, k6: CsvTail, rss: Callable[[], dict[str, float]],
+                        samples: list[Sample], minutes: float) -> None:
+    """A sample every 10 s of the load; what k6 reports after the last tick (it finishes the requests
+    in flight) is folded into the last sample."""
+    started = trio.current_time()
+    for tick in range(1, max(1, round(minutes * 60 / SAMPLE_SECONDS)) + 1):
+        with trio.move_on_at(started + SAMPLE_SECONDS * tick):
+            await finished.wait()
+        if finished.is_set() and samples:
+            break
+        interval = await trio.to_thread.run_sync(k6.read)
+        samples.append(Sample(SAMPLE_SECONDS * tick, rss(), interval.durations_ms, interval.accepted,
+                              interval.failed))
+        progress(_progress_line(samples[-1], minutes))
+    await finished.wait()
+    tail = await trio.to_thread.run_sync(k6.read)
+    last = samples[-1]
+    samples[-1] = Sample(last.seconds, last.rss_mb, last.durations_ms + tail.durations_ms,
+                         last.accepted + tail.accepted, last.failed + tail.failed)
+
+
+def _progress_line(sample: Sample, minutes: float) -> str:
+    elapsed = f"{_clock(sample.seconds)}/{_clock(minutes * 60)}"
+    memory = "  ".join(f"{name} {mb:.0f}" for name, mb in sample.rss_mb.items())
+    p99 = f"{sample.p99_ms:.0f} ms" if sample.p99_ms is not None else "–"
+    return (f"soak {elapsed}  RSS MB: {memory}  p99 {p99}  {sample.accepted / SAMPLE_SECONDS:.0f}/s"
+            + (f"  failed {sample.failed}" if sample.failed else ""))
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def _rss_mb(processes: Mapping[str, psutil.Process], pg_port: int, broker: psutil.Process | None) -> dict[str, float]:
+    """RSS per process; PostgreSQL's is summed over its processes (shared buffers counted in each)."""
+    measured = {name: _rss(process) for name, process in processes.items()}
+    if broker is not None:
+        measured["broker"] = _rss(broker)
+    measured["postgres"] = sum(_rss(process) for process in postgres_processes(pg_port))
+    return measured
+
+
+def _rss(process: psutil.Process) -> float:
+    try:
+        return process.memory_info().rss / 2**20
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def _broker_process(bootstrap: str) -> psutil.Process | None:
+    listener = f"tcp://{bootstrap}"
+    for process in psutil.process_iter(["cmdline"]):
+        if listener in (process.info["cmdline"] or []):
+            return process
+    return None
+
+
+async def _stored_events(loop: trio_asyncio.TrioEventLoop, urls: list[str]) -> int:
+    """Event rows on every shard once the workers have caught up (no new row for a second): every
+    accepted webhook is a new event, so this equals the 202s unless something was lost."""
+    async def count(url: str) -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SELECT (SELECT count(*) FROM order_events)"
+                                           " + (SELECT count(*) FROM dispute_events)"))
+        finally:
+            await conn.close()
+
+    previous = -1
+    with trio.move_on_after(60):
+        while (stored := sum([await loop.run_aio_coroutine(count(url)) for url in urls])) != previous:
+            previous = stored
+            await trio.sleep(1.0)
+    return stored
+

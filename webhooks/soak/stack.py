@@ -1,0 +1,83 @@
+"""The soak's system: the kafka-mode processes of the Procfile on the embedded PostgreSQL and broker.
+
+ingest, api and two workers, each a real ``python -m`` process (``webhooks.bench.stack.service``)
+on seeded shards (``seeded_shards``: order-i of user-i, so every webhook the load sends is
+about an order that exists). Yields what the sampler measures: every process by name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import psutil
+import trio
+import trio_asyncio
+
+from shared.topics import ALL_TOPICS, DISPUTES, ORDERS, admin_client, create_topics
+from webhooks.bench.ingest_modes import TOKEN, WHSEC
+from webhooks.bench.stack import seeded_shards, service
+from webhooks.embedded import free_port
+
+USERS = 1_000
+PARTITIONS = 6
+WORKERS = 2
+
+
+@dataclass(frozen=True)
+class SoakStack:
+    ingest_url: str  # base of the webhook routes
+    processes: dict[str, psutil.Process]  # ingest, api, worker-1, worker-2
+    database_urls: list[str]
+
+
+@asynccontextmanager
+async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootstrap: str) -> AsyncIterator[SoakStack]:
+    prefix = f"soak{uuid.uuid4().hex[:6]}."
+    await trio.to_thread.run_sync(create_topics, admin_client(bootstrap), [prefix + t for t in ALL_TOPICS],
+                                  PARTITIONS)
+    urls = await seeded_shards(loop, pg_port, f"soak_{uuid.uuid4().hex[:6]}", orders=USERS)
+    common = {"WEBHOOK_MODE": "kafka", "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
+              "DATABASE_URLS": ",".join(urls), "INTERNAL_TOKEN": TOKEN}
+    processes: dict[str, psutil.Process] = {}
+    async with AsyncExitStack() as stack:
+        api_port = free_port()
+        api = await stack.enter_async_context(service(["-m", "api"], {
+            **common, "API_PORT": str(api_port), "API_GRPC_PORT": str(free_port()),
+            "API_TOKENS": "soak-public-token"}, api_port))
+        processes["api"] = psutil.Process(api.pid)
+        worker_ports = []
+        for number in range(1, WORKERS + 1):
+            port = free_port()
+            worker = await stack.enter_async_context(service(["-m", "workers"], {
+                **common, "WORKERS_PORT": str(port), "KAFKA_SESSION_TIMEOUT": "2s"}, port))
+            processes[f"worker-{number}"] = psutil.Process(worker.pid)
+            worker_ports.append(port)
+        await _wait_partitions_shared(worker_ports, [prefix + ORDERS, prefix + DISPUTES])
+        ingest_port = free_port()
+        ingest = await stack.enter_async_context(service(["-m", "ingest"], {
+            **common, "INGEST_PORT": str(ingest_port), "WEBHOOK_SECRETS": WHSEC}, ingest_port))
+        processes = {"ingest": psutil.Process(ingest.pid), **processes}
+        yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", processes, urls)
+
+
+async def _wait_partitions_shared(ports: list[int], topics: list[str]) -> None:
+    """Until every worker owns partitions of each topic and together all of them: the group has settled,
+    so the load does not start in a rebalance."""
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        with trio.fail_after(60):
+            while True:
+                texts = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
+                if all(_settled(texts, topic) for topic in topics):
+                    return
+                await trio.sleep(0.2)
+
+
+def _settled(metrics_texts: list[str], topic: str) -> bool:
+    counts = [sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                  if line.startswith("worker_assigned_partitions{") and f'"{topic}"' in line)
+              for text in metrics_texts]
+    return min(counts) > 0 and sum(counts) == PARTITIONS
