@@ -10,6 +10,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from api.batch_endpoint import BatchUpdatesEndpoint
 from api.internal_endpoint import InternalUpdatesEndpoint
 from api.orders_store import NewOrder, create_order, get_dispute, get_order
 from api.updates import UpdateApplier
@@ -32,7 +33,7 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(encode_json(value), status=status, content_type="application/json")
 
 
-def create_app(settings: Settings, database: Database, applier: UpdateApplier) -> InternalUpdatesEndpoint:
+def create_app(settings: Settings, database: Database, applier: UpdateApplier) -> BatchUpdatesEndpoint:
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     checks = {f"shard{index}": partial(database.ping, index) for index in range(database.shard_count)}
@@ -40,7 +41,8 @@ def create_app(settings: Settings, database: Database, applier: UpdateApplier) -
     _register_errors(app)
     _register_public(app, settings, database)
     tokens = (settings.internal_token,) if settings.internal_token else ()
-    return InternalUpdatesEndpoint(applier, tokens, close_after_early_responses(app))
+    single = InternalUpdatesEndpoint(applier, tokens, close_after_early_responses(app))
+    return BatchUpdatesEndpoint(applier, tokens, settings.api_batch_max, single)
 
 
 

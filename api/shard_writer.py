@@ -28,8 +28,8 @@ API_POLICY = ApplyPolicy(defer_after_not_found=False, timeout_seconds=10.0)
 
 @dataclass(frozen=True)
 class _Request:
-    update: Update
-    reply: trio.MemorySendChannel[Outcome | str | Exception]
+    updates: tuple[Update, ...]  # one webhook's, or a batch call's from ingest: answered together
+    reply: trio.MemorySendChannel[list[Outcome | str] | Exception]
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,14 @@ class ShardWriter:
 
     async def submit(self, update: Update) -> Outcome | str:
         """Queue ``update`` and wait for its outcome, or ``REFUSED`` (the caller owns the deadline)."""
-        reply_send, reply_receive = trio.open_memory_channel[Outcome | str | Exception](1)
+        (result,) = await self.submit_many((update,))
+        return result
+
+    async def submit_many(self, updates: tuple[Update, ...]) -> list[Outcome | str]:
+        """Queue ``updates`` as one request (one message, one reply) and wait for their outcomes, in order."""
+        reply_send, reply_receive = trio.open_memory_channel[list[Outcome | str] | Exception](1)
         async with reply_receive:
-            await self._send.send(_Request(update, reply_send))
+            await self._send.send(_Request(updates, reply_send))
             result = await reply_receive.receive()
         if isinstance(result, Exception):
             raise result
@@ -66,7 +71,7 @@ class ShardWriter:
         task_status.started()
         async with self._receive:
             async for first in self._receive:
-                batch = [first, *self._take_queued()]
+                batch = [first, *self._take_queued(len(first.updates))]
                 results = await self._apply(batch)
                 for request, result in zip(batch, results, strict=True):
                     with request.reply:
@@ -75,23 +80,33 @@ class ShardWriter:
                         except trio.BrokenResourceError:
                             pass  # the caller gave up (its deadline); the outcome stands in the database
 
-    def _take_queued(self) -> list[_Request]:
+    def _take_queued(self, size: int) -> list[_Request]:
+        """Requests queued behind the first, until the batch holds ``max_batch`` updates (the last may overshoot)."""
         taken: list[_Request] = []
-        while len(taken) < self._max_batch - 1:
+        while size < self._max_batch:
             try:
-                taken.append(self._receive.receive_nowait())
+                request = self._receive.receive_nowait()
             except trio.WouldBlock:
                 break
+            taken.append(request)
+            size += len(request.updates)
         return taken
 
-    async def _apply(self, batch: list[_Request]) -> list[Outcome | str | Exception]:
+    async def _apply(self, batch: list[_Request]) -> list[list[Outcome | str] | Exception]:
+        updates = [update for request in batch for update in request.updates]
         self._batches += 1
-        self._max_batch_seen = max(self._max_batch_seen, len(batch))
+        self._max_batch_seen = max(self._max_batch_seen, len(updates))
         try:
-            return list(await self._applier.apply(self._shard, [r.update for r in batch]))
+            outcomes = await self._applier.apply(self._shard, updates)
         except Unavailable as exc:
             error: Exception = exc
         except Exception as exc:  # noqa: BLE001 - a bug must reach the callers, not kill the actor
-            log.exception("batch failed", shard=self._shard, size=len(batch))
+            log.exception("batch failed", shard=self._shard, size=len(updates))
             error = exc
+        else:
+            answers: list[list[Outcome | str] | Exception] = []
+            for request in batch:
+                answers.append(outcomes[:len(request.updates)])
+                del outcomes[:len(request.updates)]
+            return answers
         return [error] * len(batch)

@@ -10,11 +10,12 @@ same interface and gets the same wrapper.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import msgspec
 import trio
 from google.protobuf.message import DecodeError
 
@@ -29,6 +30,14 @@ from shared.protobuf_codec import to_protobuf
 from shared.retry_policy import TransientFailure, retrying
 from shared.settings import Settings
 from shared.tracing import current_traceparent
+from shared.update_batch import (
+    BatchItem,
+    ItemResult,
+    decode_json_results,
+    encode_json_batch,
+    protobuf_batch,
+    read_protobuf_results,
+)
 
 U = TypeVar("U", OrderUpdate, DisputeUpdate)
 
@@ -60,18 +69,35 @@ class HttpApiClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def send_updates(self, items: Sequence[BatchItem]) -> list[ItemResult]:
+        """One attempt of ``POST /internal/updates/batch`` (the forwarder's call): one result per item."""
+        body = protobuf_batch(items).SerializeToString() if self._protobuf else encode_json_batch(items)
+        response = await self._post("/internal/updates/batch", body, {})
+        if response.status_code >= 500:
+            raise TransientFailure(BadGateway(f"the api answered {response.status_code}"))
+        if response.status_code != 200:
+            raise BadGateway(f"the api refused the batch: {response.status_code} {_problem(response).get('type', '')}")
+        try:
+            if self._protobuf:
+                return read_protobuf_results(updates_pb2.BatchResult.FromString(response.content))
+            return decode_json_results(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError, DecodeError) as exc:  # unreadable: not a 500
+            raise BadGateway(f"unreadable answer from the api ({type(exc).__name__})") from exc
+
     async def _send(self, path: str, update: Update) -> Outcome:
         body = to_protobuf(update).SerializeToString() if self._protobuf else encode_json(update)
         headers = {"X-Correlation-ID": update.correlation_id}
         if traceparent := current_traceparent.get():
             headers["traceparent"] = traceparent
+        return self._outcome(await self._post(path, body, headers))
+
+    async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         try:
-            response = await self._http.post(path, content=body, headers=headers)
+            return await self._http.post(path, content=body, headers=headers)
         except httpx.TimeoutException as exc:
             raise TransientFailure(GatewayTimeout(f"the api did not answer in time ({type(exc).__name__})")) from exc
         except httpx.TransportError as exc:
             raise TransientFailure(BadGateway(f"the api is unreachable ({type(exc).__name__})")) from exc
-        return self._outcome(response)
 
     def _outcome(self, response: httpx.Response) -> Outcome:
         if response.status_code == 200:

@@ -9,6 +9,9 @@ from quart import Response
 from quart_trio import QuartTrio
 
 from ingest.processors import Processor
+from ingest.providers.provider import Provider
+from ingest.providers.standard_webhooks import StandardWebhooks
+from ingest.providers.stripe import Stripe
 from ingest.webhook_endpoint import ASGIApp, WebhookEndpoint
 from shared.errors import WebhookError
 from shared.messages import DisputeWebhook, OrderWebhook, encode_json, json_schema
@@ -36,7 +39,14 @@ def create_app(settings: Settings, processor: Processor, checks: Mapping[str, Ch
                             content_type="application/problem+json")
         return Response(encode_json(json_schema(SCHEMAS[name])), content_type="application/schema+json")
 
-    keys = [key.reveal() for key in settings.webhook_secrets]  # revealed for the HMAC only
     # QuartTrio is an ASGI app; WebhookEndpoint's ASGIApp types its messages as plain dicts
-    return WebhookEndpoint(processor, keys, cast(ASGIApp, app), deadline_seconds=deadline_seconds,
+    return WebhookEndpoint(processor, providers(settings), cast(ASGIApp, app), deadline_seconds=deadline_seconds,
                            deadline_error=deadline_error)
+
+
+def providers(settings: Settings) -> dict[str, Provider]:
+    """Each webhook route and the provider behind it; secrets are revealed for the HMAC only."""
+    keys = [key.reveal() for key in settings.webhook_secrets]
+    return {"/webhooks/payments/orders": StandardWebhooks(keys, OrderWebhook),
+            "/webhooks/payments/disputes": StandardWebhooks(keys, DisputeWebhook),
+            "/webhooks/stripe": Stripe([key.reveal().encode() for key in settings.stripe_webhook_secrets])}

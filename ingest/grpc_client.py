@@ -9,6 +9,7 @@ answers about the event, UNAVAILABLE and DEADLINE_EXCEEDED are transient.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -19,6 +20,7 @@ from shared.errors import (
     PROBLEM_TYPE_METADATA,
     BadGateway,
     GatewayTimeout,
+    Unavailable,
     error_for_grpc_status,
     error_for_problem_type,
     rejects_the_event,
@@ -29,6 +31,7 @@ from shared.protobuf_codec import to_protobuf
 from shared.retry_policy import TransientFailure
 from shared.settings import Settings
 from shared.tracing import current_traceparent
+from shared.update_batch import BatchItem, ItemResult, protobuf_batch, read_protobuf_results
 
 # Reconnect within 2 s of the api coming back (gRPC's default backoff grows to 120 s);
 # the circuit breaker, not the channel, decides how hard a failing api is tried.
@@ -52,6 +55,22 @@ class GrpcApiClient:
 
     async def send_dispute_update(self, update: DisputeUpdate) -> Outcome:
         return await self._send(self._stub.SendDisputeUpdate, update)
+
+    async def send_updates(self, items: Sequence[BatchItem]) -> list[ItemResult]:
+        """One attempt of ``SendUpdates`` (the forwarder's call): one result per item."""
+        try:
+            result: updates_pb2.BatchResult = await self._loop.run_aio_coroutine(
+                self._stub.SendUpdates(protobuf_batch(items), timeout=self._timeout, metadata=self._metadata))
+        except grpc.aio.AioRpcError as error:
+            code, detail = error.code(), error.details() or ""
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TransientFailure(GatewayTimeout(f"the api did not answer in time: {detail}")) from None
+            ours = error_for_problem_type(_problem_type(error))  # the api's own word, e.g. too many updates
+            if code in _TRANSIENT and (ours is None or issubclass(ours, Unavailable)):
+                failing = BadGateway(f"the api is unreachable or failing ({code.name}): {detail}")
+                raise TransientFailure(failing) from None
+            raise BadGateway(f"the api refused the batch: {code.name} {detail}") from None
+        return read_protobuf_results(result)
 
     async def ping(self) -> None:
         """Readiness: the channel connects within 2 s."""

@@ -13,9 +13,20 @@ from typing import Any, Protocol
 
 from ingest.api_client import ApiClient
 from shared.domain import Outcome
-from shared.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers
+from shared.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers, record_key
+from shared.errors import Unavailable
 from shared.kafka_producer import KafkaProducer
-from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, encode_json
+from shared.messages import (
+    DisputeUpdate,
+    DisputeWebhook,
+    LinkedOrderWebhook,
+    OrderUpdate,
+    OrderWebhook,
+    PaymentDisputeUpdate,
+    PaymentDisputeWebhook,
+    Update,
+    encode_json,
+)
 from shared.settings import Settings
 from shared.topics import DISPUTES, ORDERS
 
@@ -40,19 +51,22 @@ class Processor(Protocol):
 class KafkaProcessor:
     def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
         self._producer = producer
-        self._topics = {OrderWebhook: settings.topic(ORDERS), DisputeWebhook: settings.topic(DISPUTES)}
+        self._topics = {OrderWebhook: settings.topic(ORDERS), DisputeWebhook: settings.topic(DISPUTES),
+                        LinkedOrderWebhook: settings.topic(ORDERS), PaymentDisputeWebhook: settings.topic(DISPUTES)}
 
     async def process(self, webhook: Webhook, context: RequestContext) -> Accepted:
         envelope = build_envelope(webhook, context.received_at, context.correlation_id, context.trace)
-        await self._producer.produce(self._topics[type(webhook)], webhook.user_id.encode(), encode_json(envelope),
+        await self._producer.produce(self._topics[type(webhook)], record_key(webhook).encode(), encode_json(envelope),
                                      record_headers(envelope, context.trace))
         return Accepted(202, {"status": "accepted", "event_id": envelope.event_id})
 
 
-_UPDATE_TYPES: dict[type, type[Update]] = {OrderWebhook: OrderUpdate, DisputeWebhook: DisputeUpdate}
+_UPDATE_TYPES: dict[type, type[Update | PaymentDisputeUpdate]] = {
+    OrderWebhook: OrderUpdate, DisputeWebhook: DisputeUpdate, LinkedOrderWebhook: OrderUpdate,
+    PaymentDisputeWebhook: PaymentDisputeUpdate}
 
 
-def to_update(webhook: Webhook, context: RequestContext) -> Update:
+def to_update(webhook: Webhook, context: RequestContext) -> Update | PaymentDisputeUpdate:
     fields = {name: getattr(webhook, name) for name in webhook.__struct_fields__}
     return _UPDATE_TYPES[type(webhook)](**fields, event_id=event_id_for(webhook.provider_event_id),
                                         received_at=context.received_at, correlation_id=context.correlation_id)
@@ -64,6 +78,12 @@ class SyncProcessor:
 
     async def process(self, webhook: Webhook, context: RequestContext) -> Accepted:
         update = to_update(webhook, context)
+        if isinstance(update, PaymentDisputeUpdate):
+            # Not carried to the api yet (issue #14 left open: an internal route / gRPC method for a
+            # dispute named by its payment). Answered as transient, so the provider keeps retrying and
+            # nothing is lost or applied to a guessed order meanwhile.
+            raise Unavailable("disputes named only by their payment are not applied in sync modes yet",
+                              retry_after_seconds=3600)
         if isinstance(update, OrderUpdate):
             outcome = await self._client.send_order_update(update)
         else:

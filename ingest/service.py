@@ -1,7 +1,8 @@
 """The ingest process: the processor of ``WEBHOOK_MODE`` and the HTTP server.
 
-kafka: an idempotent producer with its poll task. http: the api client behind the
-retry policy and the circuit-breaker actor. Both tasks are owned here and end
+kafka: an idempotent producer with its poll task. http/grpc: the forwarder actor, which
+sends concurrent webhooks' updates to the api as batch calls, behind the retry policy and
+the circuit-breaker actor. Both tasks are owned here and end
 after the server has drained. The sync modes need ``INTERNAL_TOKEN`` (the api's
 internal endpoint refuses a call without it), so they refuse to start without it.
 """
@@ -18,12 +19,13 @@ import trio
 import trio_asyncio
 from hypercorn.typing import Framework
 
-from ingest.api_client import ApiClient, HttpApiClient, ResilientApiClient
+from ingest.api_client import HttpApiClient
 from ingest.app import create_app
 from ingest.breaker_actor import CircuitBreakerActor
 from ingest.circuit_breaker import BreakerConfig
 from ingest.grpc_client import GrpcApiClient
 from ingest.processors import KafkaProcessor, Processor, SyncProcessor
+from ingest.update_forwarder import UpdateForwarder
 from shared.broker_probe import broker_check, producer_check
 from shared.errors import BrokerUnavailable, GatewayTimeout, WebhookError
 from shared.http_server import serve_http
@@ -92,7 +94,7 @@ async def open_sync_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop,
     breaker = CircuitBreakerActor(BreakerConfig(settings.breaker_failure_threshold,
                                                 settings.breaker_reset_timeout_seconds))
     await nursery.start(breaker.run)
-    inner: ApiClient
+    inner: HttpApiClient | GrpcApiClient
     check: Check
     if settings.webhook_mode == "grpc":
         grpc_client: GrpcApiClient = await loop.run_aio_coroutine(_grpc_client(settings, loop))
@@ -100,7 +102,8 @@ async def open_sync_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop,
     else:
         inner = HttpApiClient(settings, encoding=settings.api_encoding)
         check = _api_check(settings.api_base_url)
-    client = ResilientApiClient(inner, breaker, settings)
+    client = UpdateForwarder(inner, breaker, settings)  # concurrent webhooks share batch calls
+    await nursery.start(client.run)
     try:
         yield Mode(SyncProcessor(client), {"api": check},
                    sync_deadline_seconds(settings), lambda: GatewayTimeout("the api did not answer in time"))

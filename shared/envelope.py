@@ -17,14 +17,24 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from shared.messages import DisputeWebhook, OrderWebhook
+from shared.messages import DisputeWebhook, LinkedOrderWebhook, OrderWebhook, PaymentDisputeWebhook
 
 SOURCE = "payment-provider"
+PAYMENT_DISPUTE_EVENT_TYPE = "dispute.updated_by_payment"
 EVENT_VERSION = 1
 NAMESPACE = uuid.UUID("0b8c3d0e-5f27-4a8e-9a41-7d2f4c6b1e90")
 _NAMESPACE_BYTES = NAMESPACE.bytes
-EVENT_TYPES: dict[type, str] = {OrderWebhook: "order.payment_updated", DisputeWebhook: "dispute.updated"}
-Webhook = OrderWebhook | DisputeWebhook
+EVENT_TYPES: dict[type, str] = {OrderWebhook: "order.payment_updated", DisputeWebhook: "dispute.updated",
+                                LinkedOrderWebhook: "order.payment_updated",
+                                PaymentDisputeWebhook: PAYMENT_DISPUTE_EVENT_TYPE}
+Webhook = OrderWebhook | DisputeWebhook | PaymentDisputeWebhook
+
+
+def record_key(webhook: Webhook) -> str:
+    """The Kafka key: the user (their events stay in order on one partition), or, for a dispute
+    that knows only its payment, that payment — so each such dispute's events keep one partition
+    and their order, with no database call in ingest to find the user."""
+    return webhook.provider_payment_id if isinstance(webhook, PaymentDisputeWebhook) else webhook.user_id
 
 
 def event_id_for(provider_event_id: str, source: str = SOURCE) -> str:
@@ -81,7 +91,12 @@ def build_envelope(webhook: W, received_at: dt.datetime, correlation_id: str, tr
     return Envelope(
         event_id=event_id_for(webhook.provider_event_id), event_type=EVENT_TYPES[type(webhook)],
         event_version=EVENT_VERSION, occurred_at=webhook.occurred_at, received_at=received_at, source=SOURCE,
-        correlation_id=correlation_id, data=webhook, metadata=Metadata(webhook.user_id, trace.trace_id))
+        correlation_id=correlation_id, data=webhook, metadata=Metadata(_user_of(webhook), trace.trace_id))
+
+
+def _user_of(webhook: Webhook) -> str:
+    """Empty for a dispute that knows only its payment: its user is found where it is applied."""
+    return "" if isinstance(webhook, PaymentDisputeWebhook) else webhook.user_id
 
 
 def record_headers(envelope: Envelope[W], trace: TraceContext) -> list[tuple[str, bytes]]:

@@ -9,6 +9,8 @@
     ├── NotFound                order or dispute unknown     404   NOT_FOUND            DLQ not_found
     ├── InvalidTransition       state machine says no        422   FAILED_PRECONDITION  DLQ invalid_transition
     ├── UserMismatch            event's user ≠ stored user   422   FAILED_PRECONDITION  DLQ user_mismatch
+    ├── UnmappableEvent         provider event lacks a field 422   FAILED_PRECONDITION  - (ingest only)
+    ├── ProviderNotConfigured   no secrets for the provider  404   NOT_FOUND            - (ingest only)
     ├── Conflict                duplicate / id taken         409   ALREADY_EXISTS       (ack)
     ├── Unavailable             transient: retry later       503   UNAVAILABLE          (retry, never DLQ)
     │   ├── DatabaseUnavailable
@@ -58,6 +60,19 @@ class InvalidTransition(WebhookError):
 
 class UserMismatch(WebhookError):
     title = "User mismatch"
+
+
+class UnmappableEvent(WebhookError):
+    """A provider's event of a handled type without what the mapping needs (e.g. Stripe metadata):
+    the provider's dashboard shows the failed delivery; nothing is written."""
+
+    title = "Unmappable provider event"
+
+
+class ProviderNotConfigured(WebhookError):
+    """The provider's endpoint has no signing secret here: like a route that is not served."""
+
+    title = "Provider not configured"
 
 
 class Conflict(WebhookError):
@@ -137,6 +152,8 @@ ERROR_MAP: dict[type[WebhookError], Mapping] = {
     InvalidTransition: Mapping(422, "invalid-transition", "FAILED_PRECONDITION", "invalid_transition"),
     UserMismatch: Mapping(422, "user-mismatch", "FAILED_PRECONDITION", "user_mismatch"),
     Conflict: Mapping(409, "conflict", "ALREADY_EXISTS"),
+    UnmappableEvent: Mapping(422, "unmappable-event", "FAILED_PRECONDITION"),
+    ProviderNotConfigured: Mapping(404, "provider-not-configured", "NOT_FOUND"),
     MethodNotAllowed: Mapping(405, "method-not-allowed", "UNIMPLEMENTED"),
     PayloadTooLarge: Mapping(413, "payload-too-large", "RESOURCE_EXHAUSTED"),
     UnsupportedMediaType: Mapping(415, "unsupported-media-type", "INVALID_ARGUMENT"),

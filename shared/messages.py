@@ -83,6 +83,37 @@ class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
         _check_occurred_at(self.occurred_at)
 
 
+PaymentId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ID_CHARS,
+                                        description="the provider's id of the payment (Stripe: PaymentIntent)")]
+
+
+class LinkedOrderWebhook(OrderWebhook, frozen=True, kw_only=True):
+    """An order update that also names the provider's payment (Stripe: the PaymentIntent id).
+
+    Made by provider mappers only, never accepted from the native endpoint: once it is applied,
+    the payment is linked to its order (``payment_links``), and the provider's disputes, which
+    know only the payment, find their order through that link."""
+
+    provider_payment_id: PaymentId | None = None
+
+
+class PaymentDisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
+    """A dispute that names only the provider's payment it disputes (Stripe), not our order or user:
+    the order and user come from the payment's link when it is applied (workers, api)."""
+
+    provider_event_id: ProviderEventId
+    dispute_id: Id
+    provider_payment_id: PaymentId
+    status: DisputeStatus
+    reason: Reason
+    amount: Amount
+    currency: Currency
+    occurred_at: Timestamp
+
+    def __post_init__(self) -> None:
+        _check_occurred_at(self.occurred_at)
+
+
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_CHARS)]
 CorrelationId = Annotated[str, msgspec.Meta(max_length=128, pattern=_ID_CHARS)]
 
@@ -93,6 +124,7 @@ class OrderUpdate(OrderWebhook, frozen=True, kw_only=True):
     event_id: EventId
     received_at: Timestamp
     correlation_id: CorrelationId = ""
+    provider_payment_id: PaymentId | None = None  # set from a ``LinkedOrderWebhook``: link it once applied
 
 
 class DisputeUpdate(DisputeWebhook, frozen=True, kw_only=True):
@@ -103,7 +135,21 @@ class DisputeUpdate(DisputeWebhook, frozen=True, kw_only=True):
     correlation_id: CorrelationId = ""
 
 
+class PaymentDisputeUpdate(PaymentDisputeWebhook, frozen=True, kw_only=True):
+    """What ingest hands on for a ``PaymentDisputeWebhook``; ``resolved`` once its payment's link is known."""
+
+    event_id: EventId
+    received_at: Timestamp
+    correlation_id: CorrelationId = ""
+
+    def resolved(self, order_id: str, user_id: str) -> DisputeUpdate:
+        """The dispute update of the linked order and user, applied like any other."""
+        fields = {name: getattr(self, name) for name in self.__struct_fields__ if name != "provider_payment_id"}
+        return DisputeUpdate(**fields, order_id=order_id, user_id=user_id)
+
+
 Update = OrderUpdate | DisputeUpdate
+InboundUpdate = Update | PaymentDisputeUpdate  # what reaches the api or the workers, before links are resolved
 T = TypeVar("T")
 
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")

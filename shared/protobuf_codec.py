@@ -1,13 +1,20 @@
-"""Internal updates as Protobuf (``shared/proto/updates.proto``), validated by the same rules as JSON."""
+"""Internal updates as Protobuf (``shared/proto/updates.proto``), validated by the same rules as JSON.
+
+Decoding (upb) and serializing take well under a microsecond; what cost more was the conversion
+to and from our Structs in Python — a ``getattr`` per field into a dict, then ``convert``, and
+``isoformat`` per time. Both conversions now run in msgspec's C code (``from_attributes``,
+``to_builtins``): decode + validate 5.5 → 4.1 µs, encode 3.9 → 2.2 µs (one run, loaded machine;
+msgspec's JSON: 2.3 and 0.2 µs). Either way it is microseconds against ~1 ms of HTTP per call,
+which is why Protobuf never paid for itself per update; batches are where per-item costs show.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from google.protobuf.message import DecodeError, Message
 
 from shared.errors import InvalidInput
-from shared.messages import DisputeUpdate, OrderUpdate, Update, convert
+from shared.messages import DisputeUpdate, OrderUpdate, Update, validation_error
 from shared.proto import updates_pb2
 
 PROTOBUF_TYPES: dict[type[Update], type[Message]] = {
@@ -18,8 +25,10 @@ PROTOBUF_TYPES: dict[type[Update], type[Message]] = {
 
 def from_protobuf(message: Message, schema: type[Update]) -> Update:
     """A decoded Protobuf message, validated by the same rules as JSON."""
-    fields: dict[str, Any] = {field.name: getattr(message, field.name) for field in message.DESCRIPTOR.fields}
-    return convert(fields, schema)
+    try:
+        return msgspec.convert(message, schema, from_attributes=True)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
 
 
 def decode_protobuf(body: bytes, schema: type[Update]) -> Update:
@@ -33,7 +42,8 @@ def decode_protobuf(body: bytes, schema: type[Update]) -> Update:
 
 def to_protobuf(update: Update) -> Message:
     """The Protobuf form of an update (for clients)."""
-    fields = {name: getattr(update, name) for name in update.__struct_fields__}
-    for name in ("occurred_at", "received_at"):
-        fields[name] = fields[name].isoformat()
-    return PROTOBUF_TYPES[type(update)](**fields)
+    fields = msgspec.to_builtins(update)  # times as RFC 3339 strings
+    # an optional field left unset is not sent (proto3 has no null; the receiver's default is None)
+    message = PROTOBUF_TYPES[type(update)]
+    known = message.DESCRIPTOR.fields_by_name  # provider_payment_id has no Protobuf field yet (README: Providers)
+    return message(**{name: value for name, value in fields.items() if value is not None and name in known})

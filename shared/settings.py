@@ -112,6 +112,20 @@ def _decode_whsec(item: str, which: str) -> bytes:
     return key
 
 
+STRIPE_FORM = "comma-separated Stripe signing secrets whsec_… of at least 16 characters after whsec_"
+
+
+def parse_stripe_secrets(raw: str) -> tuple[Secret, ...]:
+    """Stripe keys its HMAC with the literal ``whsec_…`` text (not base64-decoded, unlike Standard
+    Webhooks): kept whole as a ``Secret``, checked only for its form."""
+    items = _items(raw)
+    bad = [n for n, item in enumerate(items, 1)
+           if not item.startswith("whsec_") or len(item) < 22 or not item.isascii() or not item.isprintable()]
+    if not items or bad:
+        raise ValueError(STRIPE_FORM + (f" (item {bad[0]} of {len(items)} is not)" if bad else ""))
+    return tuple(Secret(item) for item in items)
+
+
 def parse_token(raw: str) -> Secret:
     if len(raw.strip()) < 8:
         raise ValueError("a token of at least 8 characters")
@@ -183,6 +197,8 @@ class Settings:
     topic_partitions: int = _env("TOPIC_PARTITIONS", parse_positive_int, 6)
     topic_prefix: str = _env("TOPIC_PREFIX", parse_text, "")
     webhook_secrets: tuple[SecretBytes, ...] = _env("WEBHOOK_SECRETS", parse_webhook_secrets, (), secret=True)
+    stripe_webhook_secrets: tuple[Secret, ...] = _env("STRIPE_WEBHOOK_SECRETS", parse_stripe_secrets, (),
+                                                      secret=True)
     internal_token: Secret | None = _env("INTERNAL_TOKEN", parse_token, secret=True)
     api_tokens: tuple[Secret, ...] = _env("API_TOKENS", parse_token_list, (), secret=True)
     api_base_url: str = _env("API_BASE_URL", parse_url, "http://localhost:3000")
@@ -192,6 +208,8 @@ class Settings:
     api_retry_attempts: int = _env("API_RETRY_ATTEMPTS", parse_positive_int, 3)
     api_retry_base_delay_seconds: float = _env("API_RETRY_BASE_DELAY", parse_duration_seconds, 0.1)
     api_retry_max_delay_seconds: float = _env("API_RETRY_MAX_DELAY", parse_duration_seconds, 5.0)
+    api_batch_max: int = _env("API_BATCH_MAX", parse_positive_int, 128)
+    api_calls_in_flight: int = _env("API_CALLS_IN_FLIGHT", parse_positive_int, 2)
     breaker_failure_threshold: int = _env("BREAKER_FAILURE_THRESHOLD", parse_positive_int, 5)
     breaker_reset_timeout_seconds: float = _env("BREAKER_RESET_TIMEOUT", parse_duration_seconds, 30.0)
     bind_host: str = _env("BIND_HOST", parse_text, "127.0.0.1")

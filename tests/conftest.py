@@ -32,6 +32,7 @@ from shared.settings import Secret, SecretBytes, Settings
 START_DEADLINE_SECONDS = 60
 TEST_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789abcdef").decode()
 TEST_INTERNAL_TOKEN = "internal-test-token"
+TEST_STRIPE_SECRET = "whsec_test0123456789abcdefghijklmnopq"  # Stripe keys with the literal text
 TEST_API_TOKEN = "api-test-token"
 _counter = itertools.count()
 # The commands under test must not pick up a developer's running ``webhooks dev``.
@@ -124,6 +125,7 @@ def settings(deps: Deps, shard_urls: tuple[str, str]) -> Settings:
         topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         topic_partitions=3,
         webhook_secrets=(SecretBytes(b"test-secret-0123456789abcdef"),),
+        stripe_webhook_secrets=(Secret(TEST_STRIPE_SECRET),),
         internal_token=Secret(TEST_INTERNAL_TOKEN),
         api_tokens=(Secret(TEST_API_TOKEN),),
         kafka_session_timeout_seconds=2.0,
@@ -141,6 +143,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "TOPIC_PREFIX": settings.topic_prefix,
         "TOPIC_PARTITIONS": str(settings.topic_partitions),
         "WEBHOOK_SECRETS": TEST_WEBHOOK_SECRET,
+        "STRIPE_WEBHOOK_SECRETS": TEST_STRIPE_SECRET,
         "INTERNAL_TOKEN": TEST_INTERNAL_TOKEN,
         "API_TOKENS": TEST_API_TOKEN,
         "SHUTDOWN_GRACE": "5s",

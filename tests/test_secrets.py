@@ -10,7 +10,7 @@ import pytest
 from shared.database import checked_dsns
 from shared.secret import Dsn, Secret, SecretBytes, mask_dsn
 from shared.settings import ConfigError, Settings
-from tests.secret_words import BAD, GOOD, WEBHOOK_KEY, WHSEC, leaks
+from tests.secret_words import BAD, GOOD, STRIPE_SECRETS, WEBHOOK_KEY, WHSEC, leaks
 from webhooks.devstack import Dependencies, DevSupervisor, banner
 
 
@@ -34,6 +34,14 @@ def test_repr_of_settings_shows_no_secret_and_dsns_masked() -> None:
     assert settings.webhook_secrets == (SecretBytes(WEBHOOK_KEY),)
     assert settings.database_urls[1].reveal().endswith("AXO%2FLOTL@db2/shard1?sslmode=disable")
     assert [token.reveal() for token in settings.api_tokens] == ["PANGOLIN-api-4417", "NARWHAL-api-9902"]
+
+
+def test_stripe_secrets_are_held_as_their_literal_text_and_never_print() -> None:
+    """Stripe keys its HMAC with the whole ``whsec_…`` text: kept as it is, not base64-decoded."""
+    settings = Settings.from_environ(GOOD)
+    assert [secret.reveal() for secret in settings.stripe_webhook_secrets] == list(STRIPE_SECRETS)
+    assert leaks(repr(settings) + repr(settings.stripe_webhook_secrets)) == []
+    assert Settings.from_environ({}).stripe_webhook_secrets == ()  # optional: the endpoint says not configured
 
 
 @pytest.mark.parametrize(("dsn", "masked"), [

@@ -22,10 +22,20 @@ import msgspec
 import trio
 
 from shared.domain import OUTCOME_ERRORS, Outcome
-from shared.envelope import Envelope
+from shared.envelope import PAYMENT_DISPUTE_EVENT_TYPE, Envelope
 from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
-from shared.messages import DisputeUpdate, DisputeWebhook, OrderUpdate, OrderWebhook, Update, validation_error
+from shared.messages import (
+    DisputeUpdate,
+    DisputeWebhook,
+    InboundUpdate,
+    LinkedOrderWebhook,
+    OrderUpdate,
+    OrderWebhook,
+    PaymentDisputeUpdate,
+    PaymentDisputeWebhook,
+    validation_error,
+)
 from shared.shard_applier import REFUSED
 from shared.tracing import trace_id
 from workers.metrics import BATCH_SIZE, DEAD_LETTERS, END_TO_END, MAILBOX_DEPTH, OUTCOMES, RETRY_LANE_DEPTH
@@ -34,12 +44,41 @@ from workers.records import DeadLetter, Record, dead_letter
 from workers.retry_lanes import WAITING, LanePolicy, RetryLanes
 
 log = get_logger(__name__)
-UPDATE_TYPES: dict[type, type[Update]] = {OrderWebhook: OrderUpdate, DisputeWebhook: DisputeUpdate}
+UPDATE_TYPES: dict[type, type[InboundUpdate]] = {
+    OrderWebhook: OrderUpdate, DisputeWebhook: DisputeUpdate, LinkedOrderWebhook: OrderUpdate,
+    PaymentDisputeWebhook: PaymentDisputeUpdate}
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
-def decode_update(value: bytes | None, schema: type) -> Update:
+class _EventType(msgspec.Struct):
+    event_type: str = ""
+
+
+_event_type = msgspec.json.Decoder(_EventType)
+
+
+def _schema_of(value: bytes | None, schema: type) -> type:
+    """The disputes topic carries two shapes: ours, and a provider's dispute that names only its
+    payment; the envelope's ``event_type`` tells them apart (an undecodable value keeps ``schema``,
+    whose decode then reports the error)."""
+    if schema is not DisputeWebhook:
+        return schema
+    try:
+        kind = _event_type.decode(value or b"").event_type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return schema
+    return PaymentDisputeWebhook if kind == PAYMENT_DISPUTE_EVENT_TYPE else schema
+
+
+def lane_key(update: InboundUpdate) -> str:
+    """The order that must hold: a user's events, or the events of a dispute known only by its payment
+    (the Kafka key of each). NUL cannot occur in an id, so the two never share a lane by accident."""
+    return f"\x00payment:{update.provider_payment_id}" if isinstance(update, PaymentDisputeUpdate) else update.user_id
+
+
+def decode_update(value: bytes | None, schema: type) -> InboundUpdate:
     """The update an envelope carries, or ``InvalidInput`` (a poison record)."""
+    schema = _schema_of(value, schema)
     decoder = _decoders.get(schema) or _decoders.setdefault(
         schema, msgspec.json.Decoder(Envelope[schema]))  # type: ignore[valid-type]  # msgspec reads it at run time
     try:
@@ -54,11 +93,11 @@ def decode_update(value: bytes | None, schema: type) -> Update:
 class BatchApplier(Protocol):
     """What the actor needs of the database (``ShardedBatchWriter``; an in-memory one in tests)."""
 
-    async def apply(self, updates: list[Update]) -> list[Outcome | str]: ...
-    async def refine_not_found(self, update: Update) -> Outcome: ...
+    async def apply(self, updates: list[InboundUpdate]) -> list[Outcome | str]: ...
+    async def refine_not_found(self, update: InboundUpdate) -> Outcome: ...
 
 
-Pending = tuple[Record, Update]
+Pending = tuple[Record, InboundUpdate]
 DEFAULT_LANES = LanePolicy()
 
 
@@ -136,8 +175,8 @@ class PartitionActor:
             except InvalidInput as error:
                 await self._reject(record, "schema", error.detail, 1)
                 continue
-            if self._lanes.holds(update.user_id):
-                self._lanes.add(update.user_id, (record, update), now, tried=False)
+            if self._lanes.holds(lane_key(update)):
+                self._lanes.add(lane_key(update), (record, update), now, tried=False)
             else:
                 fresh.append((record, update))
         if not fresh:
@@ -146,7 +185,7 @@ class PartitionActor:
         now = trio.current_time()
         for (record, update), outcome in zip(fresh, outcomes, strict=True):
             if outcome in WAITING:
-                self._lanes.add(update.user_id, (record, update), now, tried=outcome is Outcome.NOT_FOUND)
+                self._lanes.add(lane_key(update), (record, update), now, tried=outcome is Outcome.NOT_FOUND)
             else:
                 await self._settle(record, update, outcome, 1)
 
@@ -161,7 +200,7 @@ class PartitionActor:
         for entry in result.expired:
             await self._settle(*entry.item, await self._writer.refine_not_found(entry.item[1]), entry.tries)
 
-    async def _settle(self, record: Record, update: Update, outcome: Outcome | str, tries: int) -> None:
+    async def _settle(self, record: Record, update: InboundUpdate, outcome: Outcome | str, tries: int) -> None:
         """Record the outcome (a dead letter for a rejection), then mark the offset done."""
         assert outcome is not Outcome.DEFERRED, "an untried event is never settled"
         OUTCOMES.labels(self._topic, str(outcome)).inc()

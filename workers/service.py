@@ -22,7 +22,7 @@ from shared.database import Database, open_database
 from shared.http_server import serve_http
 from shared.kafka_producer import KafkaProducer
 from shared.logs import get_logger
-from shared.messages import DisputeWebhook, OrderWebhook
+from shared.messages import DisputeWebhook, LinkedOrderWebhook
 from shared.probes import Check, probes_app
 from shared.retry_policy import JitteredBackoff, patiently
 from shared.settings import Settings
@@ -39,7 +39,7 @@ from workers.topic_consumer import ConsumerTimings, TopicConsumer
 REQUIRED = ("database_urls",)
 RESTART_WINDOW_SECONDS = 60.0
 RESTART_DELAY_SECONDS = 1.0
-SCHEMAS = {ORDERS: OrderWebhook, DISPUTES: DisputeWebhook}
+SCHEMAS = {ORDERS: LinkedOrderWebhook, DISPUTES: DisputeWebhook}  # Linked: a provider's payment id, if any
 log = get_logger(__name__)
 
 

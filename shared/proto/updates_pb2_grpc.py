@@ -44,6 +44,11 @@ class UpdatesServiceStub:
                 request_serializer=shared_dot_proto_dot_updates__pb2.DisputeUpdate.SerializeToString,
                 response_deserializer=shared_dot_proto_dot_updates__pb2.UpdateResult.FromString,
                 _registered_method=True)
+        self.SendUpdates = channel.unary_unary(
+                '/webhooks.v1.UpdatesService/SendUpdates',
+                request_serializer=shared_dot_proto_dot_updates__pb2.UpdateBatch.SerializeToString,
+                response_deserializer=shared_dot_proto_dot_updates__pb2.BatchResult.FromString,
+                _registered_method=True)
 
 
 class UpdatesServiceServicer:
@@ -61,6 +66,12 @@ class UpdatesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendUpdates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UpdatesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +84,11 @@ def add_UpdatesServiceServicer_to_server(servicer, server):
                     servicer.SendDisputeUpdate,
                     request_deserializer=shared_dot_proto_dot_updates__pb2.DisputeUpdate.FromString,
                     response_serializer=shared_dot_proto_dot_updates__pb2.UpdateResult.SerializeToString,
+            ),
+            'SendUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendUpdates,
+                    request_deserializer=shared_dot_proto_dot_updates__pb2.UpdateBatch.FromString,
+                    response_serializer=shared_dot_proto_dot_updates__pb2.BatchResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +145,33 @@ class UpdatesService:
             '/webhooks.v1.UpdatesService/SendDisputeUpdate',
             shared_dot_proto_dot_updates__pb2.DisputeUpdate.SerializeToString,
             shared_dot_proto_dot_updates__pb2.UpdateResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/webhooks.v1.UpdatesService/SendUpdates',
+            shared_dot_proto_dot_updates__pb2.UpdateBatch.SerializeToString,
+            shared_dot_proto_dot_updates__pb2.BatchResult.FromString,
             options,
             channel_credentials,
             insecure,

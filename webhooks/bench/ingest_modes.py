@@ -11,6 +11,12 @@ VUs' connections (up to 256 at once, at full rate: a burst of TCP accepts no
 keep-alive client causes in steady state); the steady p99 leaves it out, and the
 table shows the whole-run p99 beside it.
 
+Each peak round also measures the CPU time (user + system) of every process of the target over
+the round — ingest, and the api and PostgreSQL (sync modes) or the broker (kafka) — divided by
+the webhooks answered: milliseconds of CPU per webhook, which stays comparable when the VM's
+speed drifts between rounds. (Kafka mode's workers do not run here: its figure leaves out the
+writing that the sync modes' figures include.)
+
 The scenario is realistic: many users; per order authorized → paid in order, every 10th
 paid sent twice (a provider retry: 200 duplicate in the sync modes); every 5th user also a
 chargeback opened → won. The webhooks are signed in Python beforehand, so k6 (on the same
@@ -30,13 +36,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import trio
 import trio_asyncio
 
 from ingest.signatures import sign
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.bench.k6 import LoadResult, run_k6
-from webhooks.bench.stack import seeded_shards, service
+from webhooks.bench.stack import cpu_seconds, postgres_processes, processes_with_argument, seeded_shards, service
 from webhooks.embedded import free_port, open_embedded_broker, open_embedded_postgres
 
 SECRET = b"bench-secret-0123456789abcdef"
@@ -56,10 +63,15 @@ class Row:
     target: str
     peaks: list[LoadResult]
     at_80: list[LoadResult]
+    cpu_ms: list[float]  # CPU ms per webhook answered, every process of the target, per peak round
 
     @property
     def peak(self) -> LoadResult:
         return sorted(self.peaks, key=lambda r: r.ok_per_second)[len(self.peaks) // 2]
+
+    @property
+    def cpu_ms_per_webhook(self) -> float:
+        return statistics.median(self.cpu_ms)
 
     @property
     def steady_p99_at_80(self) -> float:
@@ -114,33 +126,36 @@ def write_requests(directory: Path, name: str, first_user: int, slots: int, user
 
 @asynccontextmanager
 async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: int,
-                   bootstrap: str) -> AsyncIterator[dict[str, str]]:
-    """Every target running; yields name → webhook URL."""
+                   bootstrap: str) -> AsyncIterator[dict[str, tuple[str, list[psutil.Process]]]]:
+    """Every target running; yields name → (webhook URL, every process of the target)."""
     urls = {}
     async with AsyncExitStack() as stack:
         for index, name in enumerate(names):
             port = free_port()
             common = {"INGEST_PORT": str(port), "WEBHOOK_SECRETS": WHSEC, "INTERNAL_TOKEN": TOKEN}
             if name == "bare-asgi":
-                await stack.enter_async_context(service(["-m", "webhooks.bench.bare_asgi", str(port)], {}, port))
+                bare = await stack.enter_async_context(service(["-m", "webhooks.bench.bare_asgi", str(port)], {}, port))
+                processes = [psutil.Process(bare.pid)]
             elif name == "kafka":
                 prefix = f"bench{uuid.uuid4().hex[:6]}."
                 await trio.to_thread.run_sync(create_topics, admin_client(bootstrap),
                                               [prefix + t for t in ALL_TOPICS], 6)
                 env = {**common, "WEBHOOK_MODE": "kafka", "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix}
-                await stack.enter_async_context(service(["-m", "ingest"], env, port))
+                ingest = await stack.enter_async_context(service(["-m", "ingest"], env, port))
+                processes = [psutil.Process(ingest.pid), *processes_with_argument(f"tcp://{bootstrap}")]
             else:
                 mode, _, encoding = name.partition("-")
                 api_port, grpc_port = free_port(), free_port()
                 shards = await seeded_shards(loop, pg_port, f"ingest{index}", orders=SEEDED_ORDERS)
-                await stack.enter_async_context(service(["-m", "api"], {
+                api = await stack.enter_async_context(service(["-m", "api"], {
                     "API_PORT": str(api_port), "API_GRPC_PORT": str(grpc_port), "WEBHOOK_MODE": mode,
                     "DATABASE_URLS": ",".join(shards), "INTERNAL_TOKEN": TOKEN,
                     "API_TOKENS": "bench-public-token"}, api_port))
                 env = {**common, "WEBHOOK_MODE": mode, "API_ENCODING": encoding or "json",
                        "API_BASE_URL": f"http://127.0.0.1:{api_port}", "API_GRPC_TARGET": f"127.0.0.1:{grpc_port}"}
-                await stack.enter_async_context(service(["-m", "ingest"], env, port))
-            urls[name] = f"http://127.0.0.1:{port}/webhooks/payments"
+                ingest = await stack.enter_async_context(service(["-m", "ingest"], env, port))
+                processes = [psutil.Process(ingest.pid), psutil.Process(api.pid), *postgres_processes(pg_port)]
+            urls[name] = (f"http://127.0.0.1:{port}/webhooks/payments", processes)
         yield urls
 
 
@@ -155,6 +170,7 @@ async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
               progress: Callable[[str], None]) -> list[Row]:
     peaks: dict[str, list[LoadResult]] = {name: [] for name in targets}
     at_80: dict[str, list[LoadResult]] = {name: [] for name in targets}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in targets}
     async with open_embedded_postgres() as pg_port, open_embedded_broker() as bootstrap, \
             trio_asyncio.open_loop() as loop, _targets(targets, loop, pg_port, bootstrap) as urls:
         for round_ in range(ROUNDS):
@@ -162,7 +178,10 @@ async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
                 progress(f"ingest: round {round_ + 1}/{ROUNDS}: {name}, {vus} VUs")
                 files = write_requests(workdir, f"{name}-{round_}", round_ * vus * USERS_PER_VU, vus, USERS_PER_VU,
                                        f"{name}-{round_}")
-                peaks[name].append(await _load(urls[name], files, vus, seconds))
+                url, processes = urls[name]
+                before = cpu_seconds(processes)
+                peaks[name].append(await _load(url, files, vus, seconds))
+                cpu_ms[name].append((cpu_seconds(processes) - before) * 1000 / max(1, peaks[name][-1].ok))
         rates = {name: max(1, int(statistics.median(r.ok_per_second for r in peaks[name]) * 0.8)) for name in targets}
         for round_ in range(RATE_ROUNDS):
             for name in targets:
@@ -170,9 +189,9 @@ async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
                 # an arrival-rate run may use up to 4 × vus VUs: as many slices, each a quarter as long
                 files = write_requests(workdir, f"{name}-80-{round_}", (ROUNDS + round_) * vus * USERS_PER_VU,
                                        vus * 4, USERS_PER_VU // 4, f"{name}-80-{round_}")
-                at_80[name].append(await _load(urls[name], files, vus, WARMUP_SECONDS + seconds, rates[name],
+                at_80[name].append(await _load(urls[name][0], files, vus, WARMUP_SECONDS + seconds, rates[name],
                                                WARMUP_SECONDS))
-    return [Row(name, peaks[name], at_80[name]) for name in targets]
+    return [Row(name, peaks[name], at_80[name], cpu_ms[name]) for name in targets]
 
 
 def table(rows: list[Row], vus: int, seconds: int) -> str:
@@ -182,14 +201,16 @@ def table(rows: list[Row], vus: int, seconds: int) -> str:
              f"Peak: median of {ROUNDS} alternating rounds of {seconds} s with {vus} k6 VUs (latencies of that round). "
              f"At 80 %: a constant arrival rate of 80 % of that peak, median of {RATE_ROUNDS} alternating rounds of "
              f"{WARMUP_SECONDS} s warm-up + {seconds} s; steady p99 leaves the warm-up out (k6 opening up to "
-             f"{4 * vus} connections at once), whole-run p99 keeps it.", "",
+             f"{4 * vus} connections at once), whole-run p99 keeps it. CPU ms per webhook: user + system time of "
+             "every process of the target over a peak round (ingest; api and PostgreSQL in the sync modes; the "
+             "broker in kafka mode, whose workers do not run here) / webhooks answered, median of the rounds.", "",
              "| target | webhooks/s (peak) | % of bare ASGI | p50 ms | p95 ms | p99 ms | p99 ms at 80 %, steady | "
-             "p99 ms at 80 %, whole run | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "p99 ms at 80 %, whole run | CPU ms / webhook | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         share = f"{row.peak.ok_per_second / ceiling:.0%}" if ceiling else "–"
         errors = sum(r.failed for r in row.peaks) + sum(r.failed for r in row.at_80)
         lines.append(f"| {row.target} | {row.peak.ok_per_second:,.0f} | {share} | {row.peak.p50_ms:.1f} | "
                      f"{row.peak.p95_ms:.1f} | {row.peak.p99_ms:.1f} | {row.steady_p99_at_80:.1f} | "
-                     f"{row.whole_p99_at_80:.1f} | {errors} |")
+                     f"{row.whole_p99_at_80:.1f} | {row.cpu_ms_per_webhook:.2f} | {errors} |")
     return "\n".join(lines)

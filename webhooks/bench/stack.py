@@ -68,3 +68,12 @@ def postgres_processes(port: int) -> list[psutil.Process]:
         if process.info["name"] == "postgres" and str(port) in (process.info["cmdline"] or []):
             return [process, *process.children(recursive=True)]
     return []
+
+
+def processes_with_argument(text: str) -> list[psutil.Process]:
+    """Processes (and their children) with ``text`` in one of their arguments, e.g. a broker's listener URL."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(text in argument for argument in process.info["cmdline"] or []):
+            found += [process, *process.children(recursive=True)]
+    return found

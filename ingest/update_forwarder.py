@@ -1,0 +1,233 @@
+"""The forwarder actor: concurrent webhooks' updates go to the api together, each gets its own answer.
+
+In the sync modes every webhook used to cost a whole HTTP (or gRPC) exchange between ingest
+and the api — in Python, on both sides — although the api's writer batches the database work
+anyway. Here webhooks put their update and a one-shot reply channel into the actor's mailbox;
+the actor sends whatever has queued (up to ``API_BATCH_MAX``) as ONE call and hands each webhook
+its own outcome, mapped exactly as a single call's answer was (202 applied or stale, 200
+duplicate, 404, 422, 502/504 after retries, 503 while the circuit is open).
+
+Batching is natural, never timed: a call may start whenever fewer than
+``API_CALLS_IN_FLIGHT`` attempts are under way, so a lone webhook goes at once and a batch
+forms only while calls are in flight. Retries (``shared.retry_policy``) and the breaker's
+permits act on the batch call; a retry carries only the items still unanswered whose webhook
+still waits. Items the api answered 5xx are retried while the others are answered; such a
+partly answered attempt counts as a success for the breaker (the api is up and answering).
+A webhook that stops waiting (client gone, deadline) closes its reply channel: it is left out
+of later attempts and cannot disturb the others. A batch retried after a lost response is
+answered by the api as duplicates for what it had applied (idempotent on provider event ids),
+so nothing is applied twice and each webhook still gets a 2xx.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from ingest.breaker_actor import CircuitBreakerActor, result_of
+from ingest.circuit_breaker import Result
+from ingest.metrics import API_BATCH_SIZE, API_CALLS
+from shared.domain import Outcome
+from shared.errors import BadGateway, GatewayTimeout, WebhookError, error_for_problem_type, rejects_the_event
+from shared.logs import get_logger
+from shared.messages import DisputeUpdate, OrderUpdate, Update
+from shared.retry_policy import TransientFailure, retrying
+from shared.settings import Settings
+from shared.tracing import current_traceparent
+from shared.update_batch import BatchItem, ItemResult
+
+log = get_logger(__name__)
+Answer = Outcome | WebhookError | TransientFailure
+
+
+class BatchApiClient(Protocol):
+    """One attempt of a batch call: one result per item, or raises for the call as a whole
+    (``TransientFailure`` for 5xx, unreachable, timeouts; ``BadGateway`` for an unusable answer)."""
+
+    async def send_updates(self, items: Sequence[BatchItem]) -> list[ItemResult]: ...
+    async def aclose(self) -> None: ...
+
+
+class PartlyAnswered(TransientFailure):
+    """Some items were answered, others failed transiently: retried, but the api is up."""
+
+
+BREAKER_ANSWERS: tuple[type[Exception], ...] = (WebhookError, PartlyAnswered)
+_ATTEMPT_RESULTS = {Result.SUCCESS: "ok", Result.FAILURE: "failed", Result.RELEASED: "cancelled"}
+
+
+def answer_for(result: ItemResult) -> Answer:
+    """An item's result read back as a single call's answer was (through the one error table)."""
+    if result.status == 200:
+        try:
+            return Outcome(result.outcome)
+        except ValueError:
+            return BadGateway(f"unreadable answer from the api (outcome {result.outcome!r})")
+    if result.status == 409:
+        return Outcome.DUPLICATE
+    if result.status >= 500:
+        return TransientFailure(BadGateway(f"the api answered {result.status}: {result.detail}"))
+    rejection = error_for_problem_type(result.problem_type)
+    if rejection is None or not rejects_the_event(rejection):
+        return BadGateway(f"unexpected answer from the api: {result.status} {result.problem_type}")
+    return rejection(result.detail)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    item: BatchItem
+    reply: trio.MemorySendChannel[Outcome | BaseException]
+
+    def waiting(self) -> bool:
+        return self.reply.statistics().open_receive_channels > 0
+
+    def answer(self, answer: Outcome | BaseException) -> None:
+        with self.reply:
+            try:
+                self.reply.send_nowait(answer)
+            except trio.BrokenResourceError:
+                pass  # the webhook stopped waiting meanwhile
+
+
+@dataclass(eq=False)
+class _Call:
+    """One batch call: the waiters not answered yet, across its attempts."""
+
+    pending: list[_Waiter]
+    attempts: int = field(default=0)
+
+    def still_waiting(self) -> list[_Waiter]:
+        self.pending = [waiter for waiter in self.pending if waiter.waiting()]
+        return self.pending
+
+    def settle(self, answers: Sequence[Answer]) -> None:
+        """Answer the items with a final answer; keep the transient ones pending and raise for them."""
+        retry: list[tuple[_Waiter, TransientFailure]] = []
+        for waiter, answer in zip(self.pending, answers, strict=True):
+            if isinstance(answer, TransientFailure):
+                retry.append((waiter, answer))
+            else:
+                waiter.answer(answer)
+        answered = len(self.pending) - len(retry)
+        self.pending = [waiter for waiter, _ in retry]
+        if retry:
+            raise (PartlyAnswered(retry[0][1].final) if answered else retry[0][1])
+
+    def fail(self, error: BaseException) -> None:
+        """Every pending webhook raises ``error`` (each its own copy: one exception, one traceback)."""
+        for waiter in self.pending:
+            waiter.answer(_own_copy(error))
+        self.pending = []
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    try:
+        return copy.copy(error)
+    except Exception:  # noqa: BLE001 - an exception that cannot be copied is shared rather than lost
+        return error
+
+
+class UpdateForwarder:
+    """The sync processor's ``ApiClient``: each call waits for its own item of a batch call."""
+
+    def __init__(self, api: BatchApiClient, breaker: CircuitBreakerActor, settings: Settings,
+                 rng: random.Random | None = None) -> None:
+        self._api = api
+        self._breaker = breaker
+        self._settings = settings
+        self._rng = rng
+        self._max_batch = settings.api_batch_max
+        self._slots = trio.Semaphore(settings.api_calls_in_flight)
+        # webhooks in flight are bounded by the server's connections; a full mailbox makes them wait
+        self._send, self._mailbox = trio.open_memory_channel[_Waiter](settings.api_batch_max * 4)
+
+    async def send_order_update(self, update: OrderUpdate) -> Outcome:
+        return await self.forward(update)
+
+    async def send_dispute_update(self, update: DisputeUpdate) -> Outcome:
+        return await self.forward(update)
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def forward(self, update: Update) -> Outcome:
+        """The update's outcome, or the error it stands for (raised)."""
+        reply_send, reply_receive = trio.open_memory_channel[Outcome | BaseException](1)
+        with reply_receive:  # leaving it (cancelled or answered) tells the actor nobody waits
+            await self._send.send(_Waiter(BatchItem(update, current_traceparent.get() or ""), reply_send))
+            answer = await reply_receive.receive()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The actor loop: a webhook, then a call slot, then whatever has queued meanwhile; ends when
+        cancelled. (Never a slot while idle: a retry of a call in flight must be able to get one.)"""
+        async with trio.open_nursery() as calls, self._mailbox:
+            task_status.started()
+            while True:
+                first = await self._mailbox.receive()
+                await self._slots.acquire()  # released by the call after its first attempt
+                calls.start_soon(self._call, _Call([first, *self._take_queued()]))
+
+    def _take_queued(self) -> list[_Waiter]:
+        taken: list[_Waiter] = []
+        while len(taken) < self._max_batch - 1:
+            try:
+                taken.append(self._mailbox.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return taken
+
+    async def _call(self, call: _Call) -> None:
+        try:
+            async for attempt in retrying(self._settings, self._rng):
+                with attempt:
+                    await self._attempt(call)
+        except TransientFailure as exc:
+            call.fail(exc.final)
+        except Exception as exc:  # noqa: BLE001 - CircuitOpen, BadGateway, or a bug: each webhook raises it
+            call.fail(exc)
+
+    async def _attempt(self, call: _Call) -> None:
+        """One try of the call's pending items, in a call slot and under a breaker permit."""
+        if call.attempts > 0:
+            await self._slots.acquire()
+        call.attempts += 1
+        try:
+            if not call.still_waiting():
+                return
+            async with self._breaker.permit(answers=BREAKER_ANSWERS):
+                with _counted_attempt():
+                    API_BATCH_SIZE.observe(len(call.pending))
+                    results = await self._send_in_time([waiter.item for waiter in call.pending])
+                    call.settle([answer_for(result) for result in results])
+        finally:
+            self._slots.release()
+
+    async def _send_in_time(self, items: list[BatchItem]) -> list[ItemResult]:
+        try:
+            with trio.fail_after(self._settings.api_timeout_seconds):
+                results = await self._api.send_updates(items)
+        except trio.TooSlowError:
+            raise TransientFailure(GatewayTimeout("the api did not answer in time")) from None
+        if len(results) != len(items):
+            raise BadGateway(f"the api answered {len(results)} results for {len(items)} updates")
+        return results
+
+
+@contextmanager
+def _counted_attempt() -> Iterator[None]:
+    """``ingest_api_calls_total`` by how the attempt went, in the breaker's terms."""
+    try:
+        yield
+    except BaseException as exc:
+        API_CALLS.labels(_ATTEMPT_RESULTS[result_of(exc, BREAKER_ANSWERS)]).inc()
+        raise
+    API_CALLS.labels("ok").inc()

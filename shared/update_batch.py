@@ -1,0 +1,180 @@
+"""A batch of internal updates on the wire, and one result per item: JSON and Protobuf.
+
+Ingest forwards the updates of concurrent webhooks as one call
+(``POST /internal/updates/batch``, or gRPC ``SendUpdates``) so that a webhook no longer
+costs a whole HTTP exchange between the two processes. The answer must still be each
+webhook's own, so a batch is judged item by item: an item that fails validation is a
+400 *item*, not a refused batch, and every item gets the status the single-update
+endpoint would have answered (its problem type from the one table in ``shared.errors``).
+Only what is wrong with the batch as a whole (not JSON, not a list, too many items)
+refuses it.
+
+JSON: ``[{"order": {...}}, {"dispute": {...}, "traceparent": "..."}]`` answered by
+``{"results": [{"status": 200, "outcome": "applied"}, {"status": 404, "type": ..., "title": ...,
+"detail": ...}]}``. Protobuf: ``UpdateBatch`` answered by ``BatchResult``
+(``shared/proto/updates.proto``). Items are validated by the same rules as single updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+from google.protobuf.message import DecodeError
+
+from shared.domain import Outcome
+from shared.errors import InvalidInput, PayloadTooLarge, WebhookError, mapping_for
+from shared.messages import DisputeUpdate, OrderUpdate, Update, validation_error
+from shared.proto import updates_pb2
+from shared.protobuf_codec import from_protobuf, to_protobuf
+
+ITEM_BODY_BYTES = 8 * 1024  # a batch's body may hold this much per allowed item (a single update is < 6 KiB)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    update: Update
+    traceparent: str = ""
+
+
+class _JsonItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    order: OrderUpdate | None = None
+    dispute: DisputeUpdate | None = None
+    traceparent: str = ""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One item's answer: ``status`` as the single endpoint's HTTP status; ``outcome`` when 200."""
+
+    status: int
+    outcome: str = ""
+    problem_type: str = ""
+    title: str = ""
+    detail: str = ""
+
+    @classmethod
+    def of(cls, answer: Outcome | WebhookError) -> ItemResult:
+        if isinstance(answer, Outcome):
+            return cls(200, answer.value)
+        mapping = mapping_for(answer)
+        return cls(mapping.http_status, "", mapping.problem_type, answer.title, answer.detail)
+
+
+# --- the api's side: decode a batch, encode the results ------------------------------------
+
+_raw_items = msgspec.json.Decoder(list[msgspec.Raw])
+_json_item = msgspec.json.Decoder(_JsonItem)
+
+
+def _check_size(count: int, max_items: int) -> None:
+    if count > max_items:
+        raise PayloadTooLarge(f"a batch holds at most {max_items} updates ({count} sent)")
+    if count == 0:
+        raise InvalidInput("a batch holds at least one update", errors=[{"field": "$", "message": "empty"}])
+
+
+def decode_json_batch(body: bytes, max_items: int) -> list[BatchItem | InvalidInput]:
+    """The items of a JSON batch, each an update or why it is invalid; ``WebhookError`` for the batch."""
+    try:
+        raws = _raw_items.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise validation_error(exc) from None
+    _check_size(len(raws), max_items)
+    return [_json_batch_item(raw) for raw in raws]
+
+
+def _json_batch_item(raw: msgspec.Raw) -> BatchItem | InvalidInput:
+    try:
+        item = _json_item.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return validation_error(exc)
+    updates = [u for u in (item.order, item.dispute) if u is not None]
+    if len(updates) != 1:
+        return InvalidInput("an item holds exactly one of 'order' and 'dispute'",
+                            errors=[{"field": "$", "message": "exactly one of order, dispute"}])
+    return BatchItem(updates[0], item.traceparent)
+
+
+def decode_protobuf_batch(body: bytes, max_items: int) -> list[BatchItem | InvalidInput]:
+    """The items of an ``UpdateBatch``, as ``decode_json_batch``."""
+    try:
+        batch = updates_pb2.UpdateBatch.FromString(body)
+    except DecodeError:
+        raise InvalidInput("body is not a valid Protobuf UpdateBatch",
+                           errors=[{"field": "$", "message": "undecodable"}]) from None
+    _check_size(len(batch.items), max_items)
+    return [_protobuf_batch_item(item) for item in batch.items]
+
+
+_PROTOBUF_SCHEMAS: dict[str, type[Update]] = {"order": OrderUpdate, "dispute": DisputeUpdate}
+
+
+def _protobuf_batch_item(item: updates_pb2.BatchItem) -> BatchItem | InvalidInput:
+    which = item.WhichOneof("update")
+    if which is None:
+        return InvalidInput("an item holds exactly one of 'order' and 'dispute'",
+                            errors=[{"field": "$", "message": "exactly one of order, dispute"}])
+    try:
+        return BatchItem(from_protobuf(getattr(item, which), _PROTOBUF_SCHEMAS[which]), item.traceparent)
+    except InvalidInput as error:
+        return error
+
+
+class _JsonResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    status: int
+    outcome: str = ""
+    type: str = ""
+    title: str = ""
+    detail: str = ""
+
+
+class _JsonResults(msgspec.Struct, frozen=True):
+    results: list[_JsonResult]
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_json_results(results: Sequence[ItemResult]) -> bytes:
+    return _encode(_JsonResults([_JsonResult(r.status, r.outcome, r.problem_type, r.title, r.detail)
+                                 for r in results]))
+
+
+def protobuf_results(results: Sequence[ItemResult]) -> updates_pb2.BatchResult:
+    return updates_pb2.BatchResult(results=[
+        updates_pb2.ItemResult(status=r.status, outcome=r.outcome, problem_type=r.problem_type, title=r.title,
+                               detail=r.detail) for r in results])
+
+
+# --- ingest's side: encode a batch, decode the results --------------------------------------
+
+_KEYS: dict[type[Update], str] = {OrderUpdate: "order", DisputeUpdate: "dispute"}
+
+
+def encode_json_batch(items: Sequence[BatchItem]) -> bytes:
+    return _encode([{_KEYS[type(i.update)]: i.update, **({"traceparent": i.traceparent} if i.traceparent else {})}
+                    for i in items])
+
+
+def protobuf_batch(items: Sequence[BatchItem]) -> updates_pb2.UpdateBatch:
+    return updates_pb2.UpdateBatch(items=[_protobuf_item(item) for item in items])
+
+
+def _protobuf_item(item: BatchItem) -> updates_pb2.BatchItem:
+    message = updates_pb2.BatchItem(traceparent=item.traceparent)
+    getattr(message, _KEYS[type(item.update)]).CopyFrom(to_protobuf(item.update))
+    return message
+
+
+_json_results = msgspec.json.Decoder(_JsonResults)
+
+
+def decode_json_results(body: bytes) -> list[ItemResult]:
+    """The api's results; raises ``msgspec.DecodeError`` / ``ValidationError`` when unreadable."""
+    return [ItemResult(r.status, r.outcome, r.type, r.title, r.detail) for r in _json_results.decode(body).results]
+
+
+def read_protobuf_results(message: updates_pb2.BatchResult) -> list[ItemResult]:
+    return [ItemResult(r.status, r.outcome, r.problem_type, r.title, r.detail) for r in message.results]

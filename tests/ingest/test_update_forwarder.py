@@ -1,0 +1,260 @@
+"""The forwarder actor on trio's autojump clock, against an in-memory batch api: natural batching,
+each webhook's own outcome, retries and the breaker acting on batch calls, cancelled webhooks."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import trio
+from trio.testing import wait_all_tasks_blocked
+
+from ingest import circuit_breaker as rules
+from ingest.breaker_actor import CircuitBreakerActor
+from ingest.update_forwarder import UpdateForwarder
+from shared.domain import Outcome
+from shared.errors import (
+    BadGateway,
+    CircuitOpen,
+    DatabaseUnavailable,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    UserMismatch,
+    WebhookError,
+)
+from shared.retry_policy import TransientFailure
+from shared.settings import Settings
+from shared.update_batch import BatchItem, ItemResult
+from tests.api.updates import at, order_update
+from tests.ingest.fake_api import cancelled_after
+
+SETTINGS = Settings(api_retry_attempts=3, api_retry_base_delay_seconds=0.1, api_timeout_seconds=10,
+                    api_batch_max=8, api_calls_in_flight=1)
+BREAKER = rules.BreakerConfig(3, 30)
+Respond = Callable[[Sequence[BatchItem]], Awaitable[list[ItemResult]]]
+
+
+class FakeBatchApi:
+    """Answers each call with the next of ``script`` (then ``then``): a function of the items, or an
+    exception to raise. Records (time, provider_event_ids) per call."""
+
+    def __init__(self, script: list[Respond | Exception], then: Respond | None = None) -> None:
+        self.script = list(script)
+        self.then = then or applied_after(0)
+        self.calls: list[tuple[float, list[str]]] = []
+
+    async def send_updates(self, items: Sequence[BatchItem]) -> list[ItemResult]:
+        self.calls.append((trio.current_time(), [i.update.provider_event_id for i in items]))
+        step = self.script.pop(0) if self.script else self.then
+        if isinstance(step, Exception):
+            raise step
+        return await step(items)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def applied_after(seconds: float) -> Respond:
+    async def respond(items: Sequence[BatchItem]) -> list[ItemResult]:
+        await trio.sleep(seconds)
+        return [ItemResult(200, "applied")] * len(items)
+    return respond
+
+
+def by_event(results: dict[str, ItemResult]) -> Respond:
+    async def respond(items: Sequence[BatchItem]) -> list[ItemResult]:
+        return [results[i.update.provider_event_id] for i in items]
+    return respond
+
+
+def problem(error: WebhookError) -> ItemResult:
+    return ItemResult.of(error)
+
+
+@asynccontextmanager
+async def open_forwarder(api: FakeBatchApi, settings: Settings = SETTINGS,
+                         config: rules.BreakerConfig = BREAKER
+                         ) -> AsyncIterator[tuple[UpdateForwarder, CircuitBreakerActor]]:
+    breaker = CircuitBreakerActor(config, name="forwarder-test")
+    forwarder = UpdateForwarder(api, breaker, settings, rng=random.Random(7))
+    with trio.fail_after(3600):  # on the autojump clock: a hang fails at once
+        async with trio.open_nursery() as nursery:
+            await nursery.start(breaker.run)
+            await nursery.start(forwarder.run)
+            yield forwarder, breaker
+            nursery.cancel_scope.cancel()
+
+
+def update(event: str, user: str = "u1"):  # noqa: ANN201 - an OrderUpdate
+    return order_update(f"o-{user}", user, "paid", at(1), provider_event_id=event)
+
+
+async def forward_all(forwarder: UpdateForwarder, events: list[str]) -> dict[str, Outcome | Exception]:
+    """Forward each event from its own task (concurrent webhooks); each one's outcome or error."""
+    answers: dict[str, Outcome | Exception] = {}
+
+    async def one(event: str) -> None:
+        try:
+            answers[event] = await forwarder.forward(update(event))
+        except WebhookError as error:
+            answers[event] = error
+
+    async with trio.open_nursery() as nursery:
+        for event in events:
+            nursery.start_soon(one, event)
+    return answers
+
+
+async def test_a_lone_webhook_goes_at_once(autojump_clock: trio.abc.Clock) -> None:
+    api = FakeBatchApi([])
+    async with open_forwarder(api) as (forwarder, _):
+        await trio.sleep(5)
+        assert await forwarder.forward(update("e1")) is Outcome.APPLIED
+    assert api.calls == [(5.0, ["e1"])]  # no timer: sent the moment it arrived, alone
+
+
+async def test_a_batch_forms_while_a_call_is_in_flight(autojump_clock: trio.abc.Clock) -> None:
+    api = FakeBatchApi([applied_after(1)], then=applied_after(1))
+    async with open_forwarder(api) as (forwarder, _), trio.open_nursery() as nursery:
+        nursery.start_soon(forwarder.forward, update("e0"))
+        await wait_all_tasks_blocked()  # its call is in flight
+        answers = await forward_all(forwarder, [f"e{n}" for n in range(1, 12)])
+    assert set(answers.values()) == {Outcome.APPLIED} and len(answers) == 11
+    assert [len(events) for _, events in api.calls] == [1, 8, 3]  # the first alone; then up to API_BATCH_MAX
+    assert [when for when, _ in api.calls] == [0, 1, 2]
+
+
+async def test_each_webhook_gets_its_own_outcome(autojump_clock: trio.abc.Clock) -> None:
+    results = {"applied": ItemResult(200, "applied"), "stale": ItemResult(200, "stale"),
+               "dup": ItemResult(409, "", "urn:payment-webhooks:problem:conflict"),
+               "missing": problem(NotFound("order o-u1 not found")),
+               "invalid": problem(InvalidTransition("cannot")), "mismatch": problem(UserMismatch("not yours")),
+               "bad": problem(InvalidInput("currency")), "odd": ItemResult(418, "", "about:blank")}
+    api = FakeBatchApi([applied_after(1)], then=by_event(results))
+    async with open_forwarder(api) as (forwarder, breaker):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(forwarder.forward, update("first"))
+            await wait_all_tasks_blocked()
+            answers = await forward_all(forwarder, list(results))
+        await wait_all_tasks_blocked()
+        assert breaker.statistics().consecutive_failures == 0  # answers about events: the api is up
+    assert len(api.calls) == 2 and sorted(api.calls[1][1]) == sorted(results)  # one batch call for all
+    assert answers["applied"] is Outcome.APPLIED and answers["stale"] is Outcome.STALE
+    assert answers["dup"] is Outcome.DUPLICATE
+    for event, error in (("missing", NotFound), ("invalid", InvalidTransition), ("mismatch", UserMismatch),
+                         ("bad", InvalidInput), ("odd", BadGateway)):
+        assert type(answers[event]) is error, event
+    assert str(answers["mismatch"]) == "not yours"
+
+
+async def test_items_the_api_answered_5xx_are_retried_alone(autojump_clock: trio.abc.Clock) -> None:
+    down = problem(DatabaseUnavailable("shard 1 is down"))
+    api = FakeBatchApi([by_event({"a": ItemResult(200, "applied"), "b": down, "c": down}),
+                        by_event({"b": ItemResult(200, "applied"), "c": ItemResult(409, "")})])
+    # threshold 1: had the partly answered attempt counted as a failure, the retry would be refused (503)
+    async with open_forwarder(api, config=rules.BreakerConfig(1, 30)) as (forwarder, breaker):
+        answers = await forward_all(forwarder, ["a", "b", "c"])
+        await wait_all_tasks_blocked()
+        assert breaker.statistics().consecutive_failures == 0  # partly answered: the api is up
+    assert answers == {"a": Outcome.APPLIED, "b": Outcome.APPLIED, "c": Outcome.DUPLICATE}
+    assert [sorted(events) for _, events in api.calls] == [["a", "b", "c"], ["b", "c"]]
+
+
+async def test_a_batch_retried_after_a_lost_answer_gets_duplicates_and_applies_nothing_twice(
+        autojump_clock: trio.abc.Clock) -> None:
+    """The api applies the batch, then the answer is lost (a timeout); the retry finds every event stored."""
+    stored: list[str] = []
+
+    async def apply_then_lose(items: Sequence[BatchItem]) -> list[ItemResult]:
+        stored.extend(i.update.provider_event_id for i in items)
+        raise TransientFailure(BadGateway("connection reset after the request was sent"))
+
+    async def idempotent(items: Sequence[BatchItem]) -> list[ItemResult]:
+        results = []
+        for event in (i.update.provider_event_id for i in items):
+            results.append(ItemResult(409, "") if event in stored else ItemResult(200, "applied"))
+            if event not in stored:
+                stored.append(event)
+        return results
+
+    api = FakeBatchApi([applied_after(1), apply_then_lose], then=idempotent)
+    async with open_forwarder(api) as (forwarder, _):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(forwarder.forward, update("first"))
+            await wait_all_tasks_blocked()
+            answers = await forward_all(forwarder, ["a", "b", "c"])
+    assert answers == dict.fromkeys("abc", Outcome.DUPLICATE)  # 200 to the provider: 2xx either way
+    assert sorted(stored) == ["a", "b", "c"]  # each applied once
+    assert len(api.calls) == 3 and sorted(api.calls[1][1]) == sorted(api.calls[2][1]) == ["a", "b", "c"]
+
+
+async def test_transient_failures_end_in_502_and_open_the_circuit_for_queued_webhooks(
+        autojump_clock: trio.abc.Clock) -> None:
+    failing = TransientFailure(BadGateway("the api answered 500"))
+    api = FakeBatchApi([], then=failing)  # every call fails
+    settings = SETTINGS.replace(api_retry_attempts=2)
+    async with open_forwarder(api, settings, rules.BreakerConfig(3, 30)) as (forwarder, breaker):
+        first = await forward_all(forwarder, ["a", "b"])
+        assert all(type(answer) is BadGateway for answer in first.values())  # 502 after 2 attempts
+        assert len(api.calls) == 2
+        second = await forward_all(forwarder, ["c", "d", "e"])
+        await wait_all_tasks_blocked()
+        assert breaker.state is rules.State.OPEN
+    # the third failed attempt opened the circuit; its retry was refused: 503 + Retry-After for the batch
+    assert {type(answer) for answer in second.values()} == {CircuitOpen}
+    assert len(api.calls) == 3
+
+
+async def test_a_timed_out_batch_call_is_retried(autojump_clock: trio.abc.Clock) -> None:
+    api = FakeBatchApi([applied_after(60)], then=applied_after(0))
+    async with open_forwarder(api) as (forwarder, _):
+        started = trio.current_time()
+        assert await forwarder.forward(update("a")) is Outcome.APPLIED
+        assert 10 <= trio.current_time() - started < 11  # one API_TIMEOUT, one backoff
+    assert len(api.calls) == 2
+
+
+async def test_a_cancelled_webhook_breaks_neither_the_batch_nor_the_others(autojump_clock: trio.abc.Clock) -> None:
+    """One webhook leaves while queued (never sent), one while its batch call is in flight (left out
+    of the retry); the others of the batch get their answers and the breaker keeps no permit."""
+
+    async def fail_later(items: Sequence[BatchItem]) -> list[ItemResult]:
+        await trio.sleep(1)
+        raise TransientFailure(BadGateway("the api answered 500"))
+
+    api = FakeBatchApi([applied_after(1), fail_later], then=applied_after(0))
+    answers: dict[str, Outcome] = {}
+
+    async def webhook(event: str, leaves_at: float = 0) -> None:
+        with trio.move_on_at(leaves_at or float("inf")):
+            answers[event] = await forwarder.forward(update(event))
+
+    async with open_forwarder(api) as (forwarder, breaker):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(webhook, "first")
+            await wait_all_tasks_blocked()  # its call is in flight until t=1
+            for event, leaves_at in (("a", 0), ("queued", 0.5), ("b", 0), ("in-flight", 1.5)):
+                nursery.start_soon(webhook, event, leaves_at)
+        await wait_all_tasks_blocked()
+        assert breaker.statistics().trials_in_flight == 0 and breaker.state is rules.State.CLOSED
+    assert answers == {"first": Outcome.APPLIED, "a": Outcome.APPLIED, "b": Outcome.APPLIED}
+    assert sorted(api.calls[1][1]) == ["a", "b", "in-flight"]  # "queued" had left before it was sent
+    assert sorted(api.calls[2][1]) == ["a", "b"]  # the retry leaves out the one that left meanwhile
+
+
+async def test_a_webhook_cancelled_at_any_await_point_leaves_the_forwarder_working(
+        autojump_clock: trio.abc.Clock) -> None:
+    api = FakeBatchApi([], then=applied_after(1))
+    async with open_forwarder(api, SETTINGS.replace(api_calls_in_flight=2)) as (forwarder, breaker):
+        for steps in range(1, 60):
+            event = update(f"c{steps}")
+            hit = await cancelled_after(steps, lambda: forwarder.forward(event))  # noqa: B023 - awaited at once
+            assert await forwarder.forward(update(f"after{steps}")) is Outcome.APPLIED, steps
+            await wait_all_tasks_blocked()
+            assert breaker.statistics().trials_in_flight == 0
+            if not hit:
+                break
+        else:
+            raise AssertionError("the forward never completed")
