@@ -59,7 +59,7 @@ async def apply_items(applier: UpdateApplier, items: list[BatchItem | InvalidInp
                           trace_id=trace_id(item.traceparent or None), transport=transport)
         return results
     late = ItemResult.of(DatabaseUnavailable("the batch was not applied in time"))
-    return [late] * len(items)
+    return [late if isinstance(item, BatchItem) else ItemResult.of(item) for item in items]
 
 
 class BatchUpdatesEndpoint:

@@ -20,6 +20,9 @@ from shared.migrations import ensure_partitions
 from shared.settings import Settings
 
 REQUIRED = ("database_urls", "internal_token", "api_tokens")
+# A batch waits this share of API_TIMEOUT (ingest's per-call timeout, configured alike on both)
+# for one shard, so a hung shard's updates get 503 while the call can still answer the others.
+SHARD_DEADLINE_SHARE = 0.75
 log = get_logger(__name__)
 
 
@@ -54,7 +57,8 @@ async def serve_api(
                        for shard in range(database.shard_count)]
             for writer in writers:
                 await actors.start(writer.run)
-        applier = UpdateApplier(database, writers)
+        applier = UpdateApplier(database, writers,
+                                shard_deadline_seconds=SHARD_DEADLINE_SHARE * settings.api_timeout_seconds)
         async with trio.open_nursery() as servers:
             if settings.webhook_mode == "grpc":
                 port = await servers.start(serve_grpc, settings, loop, applier, shutdown)

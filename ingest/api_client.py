@@ -1,8 +1,9 @@
 """Ingest's client of the api: one interface, an HTTP implementation, and the resilience around it.
 
-``ApiClient`` is what the sync processor needs: send an order update, send a
-dispute update, close. ``HttpApiClient`` makes one attempt over httpx (JSON or
-Protobuf) and classifies the answer; ``ResilientApiClient`` wraps any ApiClient
+``ApiClient`` is the single-update interface: send an order update, send a dispute
+update, close (the sync processor itself goes through the forwarder's batch calls,
+``send_updates``, which also carry disputes named by their payment). ``HttpApiClient``
+makes one attempt over httpx (JSON or Protobuf) and classifies the answer; ``ResilientApiClient`` wraps any ApiClient
 with the retry policy and the circuit-breaker actor. The gRPC client implements the
 same interface and gets the same wrapper.
 """
@@ -15,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 import httpx
-import msgspec
 import trio
 from google.protobuf.message import DecodeError
 
@@ -24,7 +24,7 @@ from ingest.circuit_breaker import Result
 from ingest.metrics import API_CALLS
 from shared.domain import Outcome
 from shared.errors import BadGateway, GatewayTimeout, WebhookError, error_for_problem_type, rejects_the_event
-from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
+from shared.messages import DECODE_ERRORS, DisputeUpdate, OrderUpdate, Update, encode_json
 from shared.proto import updates_pb2
 from shared.protobuf_codec import to_protobuf
 from shared.retry_policy import TransientFailure, retrying
@@ -81,7 +81,7 @@ class HttpApiClient:
             if self._protobuf:
                 return read_protobuf_results(updates_pb2.BatchResult.FromString(response.content))
             return decode_json_results(response.content)
-        except (msgspec.DecodeError, msgspec.ValidationError, DecodeError) as exc:  # unreadable: not a 500
+        except (*DECODE_ERRORS, DecodeError) as exc:  # unreadable: not a 500
             raise BadGateway(f"unreadable answer from the api ({type(exc).__name__})") from exc
 
     async def _send(self, path: str, update: Update) -> Outcome:

@@ -85,13 +85,21 @@ class CircuitBreakerActor:
         return BreakerStatistics(b.state, b.generation, b.failures, b.trials,
                                  self._send.statistics().current_buffer_used)
 
+    def refusal(self) -> CircuitOpen | None:
+        """``CircuitOpen`` if a call asked for now would be refused, else None; asks nothing.
+
+        For callers that would otherwise queue behind calls in flight (ingest's forwarder) only to
+        be refused: while the circuit is open they answer 503 at once. It reads the actor's last
+        state (an immutable value) and changes nothing; ``permit`` stays the one authority."""
+        retry_after = rules.refusal(self._breaker, self._clock())
+        return None if retry_after is None else _circuit_open(retry_after)
+
     @asynccontextmanager
     async def permit(self, *, answers: tuple[type[Exception], ...] = ()) -> AsyncIterator[rules.Permit]:
         """Hold a permit for one call; raise ``CircuitOpen`` (with Retry-After) if refused."""
         decision = await self._ask()
         if decision.permit is None:
-            raise CircuitOpen("the api is failing; not calling it for now",
-                              retry_after_seconds=max(1, math.ceil(decision.retry_after_seconds)))
+            raise _circuit_open(decision.retry_after_seconds)
         try:
             yield decision.permit
         except BaseException as exc:
@@ -152,3 +160,8 @@ class CircuitBreakerActor:
     def _publish(self, state: rules.State) -> None:
         for candidate in rules.State:
             BREAKER_STATE.labels(self._name, candidate.value).set(1 if candidate is state else 0)
+
+
+def _circuit_open(retry_after_seconds: float) -> CircuitOpen:
+    return CircuitOpen("the api is failing; not calling it for now",
+                       retry_after_seconds=max(1, math.ceil(retry_after_seconds)))

@@ -148,6 +148,13 @@ def request(breaker: Breaker, now: float) -> tuple[Breaker, Decision]:
     return breaker, Decision(Permit(breaker.generation, trial=event is Event.TRIAL_STARTED))
 
 
+def refusal(breaker: Breaker, now: float) -> float | None:
+    """The Retry-After a call asked for now would be refused with, else None — without asking:
+    nothing changes (a half-open trial slot is not taken)."""
+    event, retry_after = _request_event(breaker, now)
+    return retry_after if event is Event.REFUSED else None
+
+
 def report(breaker: Breaker, permit: Permit, result: Result, now: float) -> Breaker:
     """How a permitted call ended; reports of an older generation change nothing."""
     return step(breaker, _report_event(breaker, permit, result), now)

@@ -1,8 +1,10 @@
 """What ingest does with a webhook once it is authentic and valid, by ``WEBHOOK_MODE``.
 
 kafka: wrap it in the envelope and produce it (202 once the broker acknowledged).
-http/grpc: hand it to the api through an ``ApiClient`` and answer with the outcome
-(202 applied or stale, 200 duplicate); rejections arrive as errors.
+http/grpc: hand it to the api through the forwarder actor and answer with the outcome
+(202 applied or stale, 200 duplicate); rejections arrive as errors. A dispute that names only
+its payment (Stripe) goes as it is: the api finds its order through the payment's link
+(not linked yet: 404, and the provider retries).
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ingest.api_client import ApiClient
 from shared.domain import Outcome
 from shared.envelope import TraceContext, Webhook, build_envelope, event_id_for, record_headers, record_key
-from shared.errors import Unavailable
 from shared.kafka_producer import KafkaProducer
 from shared.messages import (
     DisputeUpdate,
     DisputeWebhook,
+    InboundUpdate,
     LinkedOrderWebhook,
     OrderUpdate,
     OrderWebhook,
@@ -72,22 +73,19 @@ def to_update(webhook: Webhook, context: RequestContext) -> Update | PaymentDisp
                                         received_at=context.received_at, correlation_id=context.correlation_id)
 
 
+class UpdateSink(Protocol):
+    """Where the sync processor hands an update (``UpdateForwarder``): its outcome, or raises the error."""
+
+    async def forward(self, update: InboundUpdate) -> Outcome: ...
+
+
 class SyncProcessor:
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: UpdateSink) -> None:
         self._client = client
 
     async def process(self, webhook: Webhook, context: RequestContext) -> Accepted:
         update = to_update(webhook, context)
-        if isinstance(update, PaymentDisputeUpdate):
-            # Not carried to the api yet (issue #14 left open: an internal route / gRPC method for a
-            # dispute named by its payment). Answered as transient, so the provider keeps retrying and
-            # nothing is lost or applied to a guessed order meanwhile.
-            raise Unavailable("disputes named only by their payment are not applied in sync modes yet",
-                              retry_after_seconds=3600)
-        if isinstance(update, OrderUpdate):
-            outcome = await self._client.send_order_update(update)
-        else:
-            outcome = await self._client.send_dispute_update(update)
+        outcome = await self._client.forward(update)
         if outcome is Outcome.DUPLICATE:
             return Accepted(200, {"status": "duplicate", "event_id": update.event_id})
         return Accepted(202, {"status": outcome.value, "event_id": update.event_id})

@@ -36,7 +36,7 @@ from ingest.metrics import API_BATCH_SIZE, API_CALLS
 from shared.domain import Outcome
 from shared.errors import BadGateway, GatewayTimeout, WebhookError, error_for_problem_type, rejects_the_event
 from shared.logs import get_logger
-from shared.messages import DisputeUpdate, OrderUpdate, Update
+from shared.messages import DisputeUpdate, InboundUpdate, OrderUpdate
 from shared.retry_policy import TransientFailure, retrying
 from shared.settings import Settings
 from shared.tracing import current_traceparent
@@ -156,8 +156,12 @@ class UpdateForwarder:
     async def aclose(self) -> None:
         await self._api.aclose()
 
-    async def forward(self, update: Update) -> Outcome:
-        """The update's outcome, or the error it stands for (raised)."""
+    async def forward(self, update: InboundUpdate) -> Outcome:
+        """The update's outcome, or the error it stands for (raised); a dispute named only by its
+        payment goes as a ``payment_dispute`` item, which the api resolves through the payment's link.
+        While the circuit is open the webhook is refused at once, not queued behind calls in flight."""
+        if (refused := self._breaker.refusal()) is not None:
+            raise refused
         reply_send, reply_receive = trio.open_memory_channel[Outcome | BaseException](1)
         with reply_receive:  # leaving it (cancelled or answered) tells the actor nobody waits
             await self._send.send(_Waiter(BatchItem(update, current_traceparent.get() or ""), reply_send))

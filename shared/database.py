@@ -13,7 +13,7 @@ and the text of a translated error has the shard's password starred out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import ParamSpec, TypeVar
 
@@ -60,6 +60,25 @@ class Database:
 
     async def ping(self, shard: int) -> None:
         await self.run(shard, _select_one)
+
+    async def run_on_shards(self, calls: Mapping[int, Callable[[], Awaitable[object]]]) -> None:
+        """``calls[shard]()`` on every shard concurrently; a shard that is down raises one
+        ``DatabaseUnavailable`` (not trio's ``ExceptionGroup``), so callers map it like a single
+        shard's failure — a 503 or a retry in place, never a 500."""
+        try:
+            async with trio.open_nursery() as nursery:
+                for call in calls.values():
+                    nursery.start_soon(call)
+        except BaseExceptionGroup as group:
+            unavailable, rest = group.split(DatabaseUnavailable)
+            if rest is None and unavailable is not None:
+                raise _first_leaf(unavailable) from None
+            raise
+
+
+def _first_leaf(group: BaseExceptionGroup[DatabaseUnavailable]) -> DatabaseUnavailable:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _translated(work: Callable[..., Awaitable[T]], dsn: Dsn, pool: asyncpg.Pool, *args: object) -> T:

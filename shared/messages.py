@@ -85,6 +85,8 @@ class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
 
 PaymentId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ID_CHARS,
                                         description="the provider's id of the payment (Stripe: PaymentIntent)")]
+# The same on the Protobuf wire, where proto3 cannot tell an unset string from "" (read back as None).
+PaymentIdOrEmpty = Annotated[str, msgspec.Meta(max_length=255, pattern=_ID_CHARS)]
 
 
 class LinkedOrderWebhook(OrderWebhook, frozen=True, kw_only=True):
@@ -156,8 +158,15 @@ _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
-def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidInput:
+# What decoding untrusted bytes can raise: msgspec's errors, and RecursionError for a document
+# nested deeper than msgspec follows (``[[[…]]]`` fits in a few KiB) — bad input, not a crash.
+DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+
+
+def validation_error(exc: msgspec.ValidationError | msgspec.DecodeError | RecursionError) -> InvalidInput:
     """One ``InvalidInput`` naming the offending field, from msgspec's message."""
+    if isinstance(exc, RecursionError):
+        return InvalidInput("body is nested too deeply", errors=[{"field": "$", "message": "nested too deeply"}])
     message = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         path = _PATH.search(message)
@@ -181,7 +190,7 @@ def decode_json(body: bytes, schema: type[T]) -> T:
     decoder = _decoders.get(schema) or _decoders.setdefault(schema, msgspec.json.Decoder(schema))
     try:
         return cast(T, decoder.decode(body))
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise validation_error(exc) from None
 
 

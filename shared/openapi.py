@@ -8,11 +8,12 @@ the tests hold the running services to them (schemathesis).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from shared.messages import Amount, Currency, DisputeUpdate, DisputeWebhook, Id, OrderUpdate, OrderWebhook
+from shared.stripe_events import StripeEvent
 
 
 class Problem(msgspec.Struct, kw_only=True):
@@ -26,6 +27,12 @@ class Problem(msgspec.Struct, kw_only=True):
 class Accepted(msgspec.Struct, kw_only=True):
     status: str
     event_id: str
+
+
+class IgnoredEvent(msgspec.Struct, kw_only=True):
+    """A provider's verified event we do not act on (200: the provider stops retrying)."""
+
+    status: Literal["ignored"]
 
 
 class UpdateOutcome(msgspec.Struct, kw_only=True):
@@ -109,27 +116,35 @@ SIGNATURE_HEADERS = [{"name": name, "in": "header", "required": True, "schema": 
                       "description": description} for name, description in (
     ("webhook-id", "the provider's message id"), ("webhook-timestamp", "unix seconds, within ±5 minutes"),
     ("webhook-signature", "v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>, space-separated"))]
+STRIPE_SIGNATURE_HEADERS = [{"name": "Stripe-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+                             "description": "t=<unix seconds, within ±5 minutes>,v1=<hex HMAC-SHA256 of '{t}.{body}' "
+                                            "keyed with the literal whsec_… text>[,v1=…]"}]
 
 
 def ingest_document() -> dict[str, Any]:
-    def webhook(schema: str) -> dict[str, Any]:
+    def webhook(schema: str, headers: list[dict[str, Any]] = SIGNATURE_HEADERS,
+                duplicate: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"post": {
-            "parameters": SIGNATURE_HEADERS,
+            "parameters": headers,
             "requestBody": {"required": True, **_json(schema)},
             "responses": {"202": {"description": "accepted (kafka: acknowledged by the broker)", **_json("Accepted")},
-                          "200": {"description": "duplicate (sync modes)", **_json("Accepted")},
+                          "200": duplicate or {"description": "duplicate (sync modes)", **_json("Accepted")},
                           **_problems(400, 401, 404, 413, 415, 422, 502, 503, 504)}}}
 
+    stripe_200 = {"description": "duplicate (sync modes), or an event type we do not act on (ignored)",
+                  "content": {"application/json": {"schema": {"anyOf": [_ref("Accepted"), _ref("IgnoredEvent")]}}}}
     paths = {"/webhooks/payments/orders": webhook("OrderWebhook"),
              "/webhooks/payments/disputes": webhook("DisputeWebhook"),
+             # 404 also when STRIPE_WEBHOOK_SECRETS is unset (provider-not-configured); 422: unmappable event
+             "/webhooks/stripe": webhook("StripeEvent", STRIPE_SIGNATURE_HEADERS, stripe_200),
              "/schemas/{name}": {"get": {"parameters": [{"name": "name", "in": "path", "required": True,
                                                          "schema": {"type": "string"}}],
                                          "responses": {"200": {"description": "a JSON Schema",
                                                                "content": {"application/schema+json": {
                                                                    "schema": {"type": "object"}}}},
                                                        **_problems(404)}}}}
-    return _document("payment webhooks: ingest", paths, _components(OrderWebhook, DisputeWebhook, Accepted, Problem),
-                     {})
+    components = _components(OrderWebhook, DisputeWebhook, StripeEvent, Accepted, IgnoredEvent, Problem)
+    return _document("payment webhooks: ingest", paths, components, {})
 
 
 def api_document() -> dict[str, Any]:

@@ -14,9 +14,9 @@ payment stands: a dispute is never moved to another order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 
 import asyncpg
-import trio
 
 from shared.database import Database
 from shared.domain import Outcome
@@ -55,9 +55,9 @@ class PaymentLinks:
         """Link each update's payment to its order (updates whose outcome is ``LINKABLE``)."""
         rows = {u.provider_payment_id: (u.provider_payment_id, u.order_id, u.user_id)
                 for u in updates if u.provider_payment_id}
-        async with trio.open_nursery() as nursery:
-            for shard, ids in self._by_shard(rows).items():
-                nursery.start_soon(self._database.run, shard, _insert, [rows[i] for i in ids])
+        await self._database.run_on_shards({
+            shard: partial(self._database.run, shard, _insert, [rows[i] for i in ids])
+            for shard, ids in self._by_shard(rows).items()})
 
     async def find(self, payment_ids: Iterable[str]) -> dict[str, Link]:
         found: dict[str, Link] = {}
@@ -65,9 +65,9 @@ class PaymentLinks:
         async def ask(shard: int, ids: list[str]) -> None:
             found.update(await self._database.run(shard, _select, ids))
 
-        async with trio.open_nursery() as nursery:
-            for shard, ids in self._by_shard(payment_ids).items():
-                nursery.start_soon(ask, shard, ids)
+        by_shard = self._by_shard(payment_ids)
+        if by_shard:  # most batches hold no dispute named by its payment: no database work at all
+            await self._database.run_on_shards({shard: partial(ask, shard, ids) for shard, ids in by_shard.items()})
         return found
 
     async def resolve(self, updates: Sequence[InboundUpdate]) -> list[Update | None]:

@@ -56,6 +56,16 @@ def parse_positive_int(raw: str) -> int:
     return int(raw)
 
 
+MAX_API_BATCH = 512  # × 8 KiB per item: a batch stays within gRPC's default 4 MiB message
+
+
+def parse_api_batch_max(raw: str) -> int:
+    value = parse_positive_int(raw)
+    if value > MAX_API_BATCH:
+        raise ValueError(f"a whole number from 1 to {MAX_API_BATCH} (a batch must fit gRPC's 4 MiB message)")
+    return value
+
+
 def parse_port(raw: str) -> int:
     if not _is_whole_number(raw) or not 0 <= int(raw) <= 65535:
         raise ValueError("a TCP port from 0 to 65535")
@@ -208,7 +218,7 @@ class Settings:
     api_retry_attempts: int = _env("API_RETRY_ATTEMPTS", parse_positive_int, 3)
     api_retry_base_delay_seconds: float = _env("API_RETRY_BASE_DELAY", parse_duration_seconds, 0.1)
     api_retry_max_delay_seconds: float = _env("API_RETRY_MAX_DELAY", parse_duration_seconds, 5.0)
-    api_batch_max: int = _env("API_BATCH_MAX", parse_positive_int, 128)
+    api_batch_max: int = _env("API_BATCH_MAX", parse_api_batch_max, 128)
     api_calls_in_flight: int = _env("API_CALLS_IN_FLIGHT", parse_positive_int, 2)
     breaker_failure_threshold: int = _env("BREAKER_FAILURE_THRESHOLD", parse_positive_int, 5)
     breaker_reset_timeout_seconds: float = _env("BREAKER_RESET_TIMEOUT", parse_duration_seconds, 30.0)

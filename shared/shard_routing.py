@@ -8,7 +8,7 @@ as such (422 / DLQ ``user_mismatch``) instead of as not found.
 
 from __future__ import annotations
 
-import trio
+from functools import partial
 
 from shared.database import Database
 from shared.domain import Outcome
@@ -30,8 +30,6 @@ async def refine_not_found(database: Database, update: Update) -> Outcome:
         nonlocal found_elsewhere
         found_elsewhere |= await database.run(shard, entity_exists, update)
 
-    async with trio.open_nursery() as nursery:
-        for shard in range(database.shard_count):
-            if shard != home:
-                nursery.start_soon(ask, shard)
+    await database.run_on_shards({shard: partial(ask, shard) for shard in range(database.shard_count)
+                                  if shard != home})
     return Outcome.USER_MISMATCH if found_elsewhere else Outcome.NOT_FOUND

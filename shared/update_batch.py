@@ -9,10 +9,12 @@ endpoint would have answered (its problem type from the one table in ``shared.er
 Only what is wrong with the batch as a whole (not JSON, not a list, too many items)
 refuses it.
 
-JSON: ``[{"order": {...}}, {"dispute": {...}, "traceparent": "..."}]`` answered by
+JSON: ``[{"order": {...}}, {"dispute": {...}, "traceparent": "..."}, {"payment_dispute": {...}}]`` answered by
 ``{"results": [{"status": 200, "outcome": "applied"}, {"status": 404, "type": ..., "title": ...,
 "detail": ...}]}``. Protobuf: ``UpdateBatch`` answered by ``BatchResult``
 (``shared/proto/updates.proto``). Items are validated by the same rules as single updates.
+A ``payment_dispute`` is a dispute that names only the provider's payment (Stripe): the api
+finds its order through the payment's link before applying it (no link yet: a 404 item).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from google.protobuf.message import DecodeError
 
 from shared.domain import Outcome
 from shared.errors import InvalidInput, PayloadTooLarge, WebhookError, mapping_for
-from shared.messages import DisputeUpdate, OrderUpdate, Update, validation_error
+from shared.messages import (
+    DECODE_ERRORS,
+    DisputeUpdate,
+    InboundUpdate,
+    OrderUpdate,
+    PaymentDisputeUpdate,
+    validation_error,
+)
 from shared.proto import updates_pb2
 from shared.protobuf_codec import from_protobuf, to_protobuf
 
@@ -34,13 +43,14 @@ ITEM_BODY_BYTES = 8 * 1024  # a batch's body may hold this much per allowed item
 
 @dataclass(frozen=True)
 class BatchItem:
-    update: Update
+    update: InboundUpdate
     traceparent: str = ""
 
 
 class _JsonItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     order: OrderUpdate | None = None
     dispute: DisputeUpdate | None = None
+    payment_dispute: PaymentDisputeUpdate | None = None
     traceparent: str = ""
 
 
@@ -79,7 +89,7 @@ def decode_json_batch(body: bytes, max_items: int) -> list[BatchItem | InvalidIn
     """The items of a JSON batch, each an update or why it is invalid; ``WebhookError`` for the batch."""
     try:
         raws = _raw_items.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise validation_error(exc) from None
     _check_size(len(raws), max_items)
     return [_json_batch_item(raw) for raw in raws]
@@ -88,13 +98,17 @@ def decode_json_batch(body: bytes, max_items: int) -> list[BatchItem | InvalidIn
 def _json_batch_item(raw: msgspec.Raw) -> BatchItem | InvalidInput:
     try:
         item = _json_item.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         return validation_error(exc)
-    updates = [u for u in (item.order, item.dispute) if u is not None]
+    updates = [u for u in (item.order, item.dispute, item.payment_dispute) if u is not None]
     if len(updates) != 1:
-        return InvalidInput("an item holds exactly one of 'order' and 'dispute'",
-                            errors=[{"field": "$", "message": "exactly one of order, dispute"}])
+        return _not_one_update()
     return BatchItem(updates[0], item.traceparent)
+
+
+def _not_one_update() -> InvalidInput:
+    return InvalidInput("an item holds exactly one of 'order', 'dispute' and 'payment_dispute'",
+                        errors=[{"field": "$", "message": "exactly one of order, dispute, payment_dispute"}])
 
 
 def decode_protobuf_batch(body: bytes, max_items: int) -> list[BatchItem | InvalidInput]:
@@ -108,14 +122,14 @@ def decode_protobuf_batch(body: bytes, max_items: int) -> list[BatchItem | Inval
     return [_protobuf_batch_item(item) for item in batch.items]
 
 
-_PROTOBUF_SCHEMAS: dict[str, type[Update]] = {"order": OrderUpdate, "dispute": DisputeUpdate}
+_PROTOBUF_SCHEMAS: dict[str, type[InboundUpdate]] = {"order": OrderUpdate, "dispute": DisputeUpdate,
+                                                      "payment_dispute": PaymentDisputeUpdate}
 
 
 def _protobuf_batch_item(item: updates_pb2.BatchItem) -> BatchItem | InvalidInput:
     which = item.WhichOneof("update")
     if which is None:
-        return InvalidInput("an item holds exactly one of 'order' and 'dispute'",
-                            errors=[{"field": "$", "message": "exactly one of order, dispute"}])
+        return _not_one_update()
     try:
         return BatchItem(from_protobuf(getattr(item, which), _PROTOBUF_SCHEMAS[which]), item.traceparent)
     except InvalidInput as error:
@@ -150,7 +164,8 @@ def protobuf_results(results: Sequence[ItemResult]) -> updates_pb2.BatchResult:
 
 # --- ingest's side: encode a batch, decode the results --------------------------------------
 
-_KEYS: dict[type[Update], str] = {OrderUpdate: "order", DisputeUpdate: "dispute"}
+_KEYS: dict[type[InboundUpdate], str] = {OrderUpdate: "order", DisputeUpdate: "dispute",
+                                         PaymentDisputeUpdate: "payment_dispute"}
 
 
 def encode_json_batch(items: Sequence[BatchItem]) -> bytes:

@@ -69,10 +69,14 @@ def test_no_file_no_change(tmp_path: Path) -> None:
 
 def test_a_secret_the_caller_supplied_is_not_copied_into_the_file() -> None:
     dev_env = {"WEBHOOK_SECRETS": "whsec_theirs", "API_TOKENS": "dev-generated", "DATABASE_URLS": "postgresql://u:pw@h/d",
-               "INGEST_PORT": "8000", "PATH": "/usr/bin", "INTERNAL_TOKEN": "internal"}
+               "INGEST_PORT": "8000", "PATH": "/usr/bin", "INTERNAL_TOKEN": "internal",
+               "STRIPE_WEBHOOK_SECRETS": "whsec_stripe-theirs-0123456789"}
     written = client_variables(dev_env, supplied={"WEBHOOK_SECRETS": "whsec_theirs", "DATABASE_URLS": "x",
-                                                  "INGEST_PORT": "8000"})
+                                                  "INGEST_PORT": "8000",
+                                                  "STRIPE_WEBHOOK_SECRETS": "whsec_stripe-theirs-0123456789"})
     assert written == {"API_TOKENS": "dev-generated", "INGEST_PORT": "8000"}
+    generated = client_variables(dev_env, supplied={})  # a dev-generated Stripe secret is written for send-sample
+    assert generated["STRIPE_WEBHOOK_SECRETS"] == "whsec_stripe-theirs-0123456789"
 
 
 def test_only_the_writer_removes_the_file(tmp_path: Path) -> None:

@@ -83,12 +83,17 @@ async def test_dev_runs_every_process_and_leaves_none_behind(mode: str, stop: si
                 for name in PROCESSES[mode]:  # the workers' URL too, though WORKERS_PORT=0
                     response = await client.get(f"{urls[name]}/readyz")
                     assert response.status_code == 200, response.text
-            assert "WEBHOOK_SECRETS=whsec_" in output.text
+            assert "WEBHOOK_SECRETS=whsec_" in output.text and "STRIPE_WEBHOOK_SECRETS=whsec_" in output.text
             assert stat.S_IMODE(connection_file.stat().st_mode) == 0o600
             if stop == signal.SIGTERM:  # "try it" needs no settings copied from the banner
                 sample = await _command(["send-sample", "--users", "2"], connection_file)
                 assert sample.returncode == 0, sample.stdout.decode() + sample.stderr.decode()
                 assert "3 of 3 states match" in sample.stdout.decode()
+                # Stripe too, with the dev-generated STRIPE_WEBHOOK_SECRETS from the connection file
+                stripe = await _command(["send-sample", "--provider", "stripe", "--users", "2"], connection_file)
+                assert stripe.returncode == 0, stripe.stdout.decode() + stripe.stderr.decode()
+                assert "3 of 3 states match" in stripe.stdout.decode()
+                assert "/webhooks/stripe" in stripe.stdout.decode()
             descendants = psutil.Process(process.pid).children(recursive=True)
             names = {child.name() for child in descendants}
             assert "postgres" in names

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import TEST_API_TOKEN, TEST_WEBHOOK_SECRET, Deps, new_database
+from tests.conftest import TEST_API_TOKEN, TEST_STRIPE_SECRET, TEST_WEBHOOK_SECRET, Deps, new_database
 from tests.processes import sync_service
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -31,7 +31,8 @@ def api_schema(deps: Deps, template_database: str) -> Iterator[schemathesis.sche
 
 @pytest.fixture(scope="module")
 def ingest_schema(deps: Deps) -> Iterator[schemathesis.schemas.BaseSchema]:
-    env = {"WEBHOOK_SECRETS": TEST_WEBHOOK_SECRET, "KAFKA_BOOTSTRAP_SERVERS": deps.kafka_bootstrap_servers,
+    env = {"WEBHOOK_SECRETS": TEST_WEBHOOK_SECRET, "STRIPE_WEBHOOK_SECRETS": TEST_STRIPE_SECRET,
+           "KAFKA_BOOTSTRAP_SERVERS": deps.kafka_bootstrap_servers,
            "TOPIC_PREFIX": "openapi.", "WEBHOOK_MODE": "kafka"}
     with sync_service("ingest", env) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
@@ -65,4 +66,5 @@ def test_the_api_honours_its_document(api_schema: schemathesis.schemas.BaseSchem
 
 def test_ingest_honours_its_document(ingest_schema: schemathesis.schemas.BaseSchema) -> None:
     checked = hold_to_document(ingest_schema, {})
-    assert {"POST /webhooks/payments/orders", "POST /webhooks/payments/disputes"} <= set(checked)
+    assert {"POST /webhooks/payments/orders", "POST /webhooks/payments/disputes",
+            "POST /webhooks/stripe"} <= set(checked)

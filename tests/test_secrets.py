@@ -82,13 +82,17 @@ def test_a_dsn_asyncpg_would_misread_is_refused_before_any_pool_masked() -> None
 
 
 def test_the_dev_banner_masks_a_dsn_and_names_secrets_from_the_environment() -> None:
-    env = {"WEBHOOK_MODE": "kafka", "WEBHOOK_SECRETS": WHSEC, "API_TOKENS": "dev-api-generated"}
+    env = {"WEBHOOK_MODE": "kafka", "WEBHOOK_SECRETS": WHSEC, "API_TOKENS": "dev-api-generated",
+           "STRIPE_WEBHOOK_SECRETS": STRIPE_SECRETS[0]}
     supervisor = DevSupervisor(env, Settings())
     supervisor.urls.update(ingest="http://127.0.0.1:8000", api="http://127.0.0.1:3000")
     deps = Dependencies((Dsn("postgresql://app:AXOLOTL@db:5432/shard0"), Dsn("postgresql://postgres@127.0.0.1:1/s1")),
                         "127.0.0.1:9092", ("kafka",))
-    text = banner(supervisor, deps, supplied={"WEBHOOK_SECRETS", "DATABASE_URLS"})
+    text = banner(supervisor, deps, supplied={"WEBHOOK_SECRETS", "DATABASE_URLS", "STRIPE_WEBHOOK_SECRETS"})
     assert leaks(text) == []
+    assert "  STRIPE_WEBHOOK_SECRETS=$STRIPE_WEBHOOK_SECRETS" in text  # the caller's own: by name only
+    generated = banner(supervisor, deps, supplied={"WEBHOOK_SECRETS", "DATABASE_URLS"})
+    assert f"  STRIPE_WEBHOOK_SECRETS={STRIPE_SECRETS[0]}" in generated  # a dev secret: shown, like WEBHOOK_SECRETS
     assert "  shard0   postgresql://app:***@db:5432/shard0" in text
     assert "  shard1   postgresql://postgres@127.0.0.1:1/s1" in text  # embedded: shown whole, as before
     assert "  WEBHOOK_SECRETS=$WEBHOOK_SECRETS" in text and "API_TOKENS=dev-api-generated" in text  # generated

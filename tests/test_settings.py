@@ -58,6 +58,7 @@ def test_lists_and_secrets_are_parsed() -> None:
         ("INGEST_PORT", "70000"),
         ("INTERNAL_TOKEN", "short"),
         ("LOG_LEVEL", "loud"),
+        ("API_BATCH_MAX", "513"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, raw: str) -> None:

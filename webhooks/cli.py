@@ -5,7 +5,7 @@
     webhooks migrate                                     SQL migrations on every shard
     webhooks topics create|describe|scale --partitions N the Kafka topics of SPEC §6
     webhooks dlq list|replay [--reason R] [--limit N]    dead letters
-    webhooks send-sample [--users N]                     sign and post a sample stream
+    webhooks send-sample [--users N] [--provider P]      sign and post a sample stream (native or stripe)
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
     webhooks soak [--minutes N] [--rate R]               steady load, RSS and p99 every 10 s; soak/
 """
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("send-sample", help="sign and post a sample stream to a running system")
     sample.add_argument("--users", type=int, default=4)
+    sample.add_argument("--provider", choices=("native", "stripe"), default="native",
+                        help="native: /webhooks/payments/* (Standard Webhooks); stripe: /webhooks/stripe")
     sample.add_argument("--ingest-url", help="default: http://127.0.0.1:$INGEST_PORT")
     sample.add_argument("--wait", type=float, default=30.0,
                         help="seconds to wait for the final states to read back (default 30)")
@@ -166,13 +168,15 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_send_sample(args: argparse.Namespace) -> int:
-    from webhooks.sample import Sample, read_back, send_sample
+    from webhooks.sample import Sample, read_back, send_sample, send_stripe_sample
 
-    settings = client_settings(("webhook_secrets", "api_tokens"))
+    stripe = args.provider == "stripe"
+    settings = client_settings(("stripe_webhook_secrets" if stripe else "webhook_secrets", "api_tokens"))
     ingest_url = args.ingest_url or f"http://127.0.0.1:{settings.ingest_port}"
-    sample = Sample(ingest_url, settings.api_base_url, settings.webhook_secrets[0].reveal(),
-                    settings.api_tokens[0].reveal())
-    expected = send_sample(sample, args.users)
+    secret = b"" if stripe else settings.webhook_secrets[0].reveal()
+    sample = Sample(ingest_url, settings.api_base_url, secret, settings.api_tokens[0].reveal(),
+                    settings.stripe_webhook_secrets[0].reveal() if stripe else "")
+    expected = send_stripe_sample(sample, args.users, args.wait) if stripe else send_sample(sample, args.users)
     print(f"sent; reading the final states back from {settings.api_base_url} (up to {args.wait:.0f} s)")
     found = read_back(sample, expected, args.wait)
     for key, status in expected.items():
@@ -190,7 +194,6 @@ def cmd_soak(args: argparse.Namespace) -> int:
     if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):
         print("webhooks soak: --minutes and --rate must be positive", file=sys.stderr)
         return 2
-    warn_if_dev_running()
     return trio.run(run_soak, args.minutes, args.rate)
 
 

@@ -85,6 +85,7 @@ def dev_environment(environ: Mapping[str, str], deps: Dependencies, mode: Mode) 
     if deps.kafka_bootstrap_servers:
         env["KAFKA_BOOTSTRAP_SERVERS"] = deps.kafka_bootstrap_servers
     env.setdefault("WEBHOOK_SECRETS", _whsec())
+    env.setdefault("STRIPE_WEBHOOK_SECRETS", "whsec_" + secrets.token_hex(16))  # Stripe's: literal text, any form
     env.setdefault("INTERNAL_TOKEN", "dev-internal-" + secrets.token_urlsafe(12))
     env.setdefault("API_TOKENS", "dev-api-" + secrets.token_urlsafe(12))
     env.setdefault("KAFKA_SESSION_TIMEOUT", "2s")  # quick group joins on a local broker
@@ -212,7 +213,7 @@ def banner(supervisor: DevSupervisor, deps: Dependencies, supplied: Collection[s
            connection: Path | None = None) -> str:
     """What runs where, and how to try it; a secret named in ``supplied`` (the caller's own) shows as ``$NAME``."""
     env, urls = supervisor.env, supervisor.urls
-    secret_names = ("WEBHOOK_SECRETS", "API_TOKENS")
+    secret_names = ("WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRETS", "API_TOKENS")
     secret = {name: f"${name}" if name in supplied else env[name] for name in secret_names}
     yours = [name for name in secret_names if name in supplied]  # not in the connection file
     lines = [f"webhooks dev: ready (mode {env['WEBHOOK_MODE']})"]
@@ -223,10 +224,12 @@ def banner(supervisor: DevSupervisor, deps: Dependencies, supplied: Collection[s
     lines += [
         f"  embedded: {', '.join(deps.embedded) or 'none'}",
         f"  WEBHOOK_SECRETS={secret['WEBHOOK_SECRETS']}",
+        f"  STRIPE_WEBHOOK_SECRETS={secret['STRIPE_WEBHOOK_SECRETS']}",
         f"  API_TOKENS={secret['API_TOKENS']}",
-        "  webhook endpoints: POST /webhooks/payments/orders, POST /webhooks/payments/disputes",
+        "  webhook endpoints: POST /webhooks/payments/orders, POST /webhooks/payments/disputes, POST /webhooks/stripe",
         f"Try it, from another shell (the commands read {connection or connection_path({})}):",
         "  .venv/bin/webhooks send-sample" + (f"   (with {' and '.join(yours)} set in that shell)" if yours else ""),
+        "  .venv/bin/webhooks send-sample --provider stripe",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)

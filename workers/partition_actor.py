@@ -26,6 +26,7 @@ from shared.envelope import PAYMENT_DISPUTE_EVENT_TYPE, Envelope
 from shared.errors import InvalidInput, mapping_for
 from shared.logs import get_logger
 from shared.messages import (
+    DECODE_ERRORS,
     DisputeUpdate,
     DisputeWebhook,
     InboundUpdate,
@@ -65,7 +66,7 @@ def _schema_of(value: bytes | None, schema: type) -> type:
         return schema
     try:
         kind = _event_type.decode(value or b"").event_type
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except DECODE_ERRORS:
         return schema
     return PaymentDisputeWebhook if kind == PAYMENT_DISPUTE_EVENT_TYPE else schema
 
@@ -83,7 +84,7 @@ def decode_update(value: bytes | None, schema: type) -> InboundUpdate:
         schema, msgspec.json.Decoder(Envelope[schema]))  # type: ignore[valid-type]  # msgspec reads it at run time
     try:
         envelope = decoder.decode(value or b"")
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise validation_error(exc) from None
     fields = {name: getattr(envelope.data, name) for name in envelope.data.__struct_fields__}
     return UPDATE_TYPES[schema](**fields, event_id=envelope.event_id, received_at=envelope.received_at,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashared/proto/updates.proto\x12\x0bwebhooks.v1\"\xd1\x01\n\x0bOrderUpdate\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x19\n\x11provider_event_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x13\n\x0boccurred_at\x18\x08 \x01(\t\x12\x13\n\x0breceived_at\x18\t \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\n \x01(\t\"\xf7\x01\n\rDisputeUpdate\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x19\n\x11provider_event_id\x18\x02 \x01(\t\x12\x12\n\ndispute_id\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0e\n\x06\x61mount\x18\x08 \x01(\x03\x12\x10\n\x08\x63urrency\x18\t \x01(\t\x12\x13\n\x0boccurred_at\x18\n \x01(\t\x12\x13\n\x0breceived_at\x18\x0b \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0c \x01(\t\"/\n\x0cUpdateResult\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x84\x01\n\tBatchItem\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x18.webhooks.v1.OrderUpdateH\x00\x12-\n\x07\x64ispute\x18\x02 \x01(\x0b\x32\x1a.webhooks.v1.DisputeUpdateH\x00\x12\x13\n\x0btraceparent\x18\x03 \x01(\tB\x08\n\x06update\"4\n\x0bUpdateBatch\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.webhooks.v1.BatchItem\"b\n\nItemResult\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x14\n\x0cproblem_type\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"7\n\x0b\x42\x61tchResult\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.webhooks.v1.ItemResult2\xe7\x01\n\x0eUpdatesService\x12\x46\n\x0fSendOrderUpdate\x12\x18.webhooks.v1.OrderUpdate\x1a\x19.webhooks.v1.UpdateResult\x12J\n\x11SendDisputeUpdate\x12\x1a.webhooks.v1.DisputeUpdate\x1a\x19.webhooks.v1.UpdateResult\x12\x41\n\x0bSendUpdates\x12\x18.webhooks.v1.UpdateBatch\x1a\x18.webhooks.v1.BatchResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashared/proto/updates.proto\x12\x0bwebhooks.v1\"\xee\x01\n\x0bOrderUpdate\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x19\n\x11provider_event_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x13\n\x0boccurred_at\x18\x08 \x01(\t\x12\x13\n\x0breceived_at\x18\t \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\n \x01(\t\x12\x1b\n\x13provider_payment_id\x18\x0b \x01(\t\"\xf7\x01\n\rDisputeUpdate\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x19\n\x11provider_event_id\x18\x02 \x01(\t\x12\x12\n\ndispute_id\x18\x03 \x01(\t\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0e\n\x06\x61mount\x18\x08 \x01(\x03\x12\x10\n\x08\x63urrency\x18\t \x01(\t\x12\x13\n\x0boccurred_at\x18\n \x01(\t\x12\x13\n\x0breceived_at\x18\x0b \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0c \x01(\t\"\xf8\x01\n\x14PaymentDisputeUpdate\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x19\n\x11provider_event_id\x18\x02 \x01(\t\x12\x12\n\ndispute_id\x18\x03 \x01(\t\x12\x1b\n\x13provider_payment_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x13\n\x0boccurred_at\x18\t \x01(\t\x12\x13\n\x0breceived_at\x18\n \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x0b \x01(\t\"/\n\x0cUpdateResult\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xc2\x01\n\tBatchItem\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x18.webhooks.v1.OrderUpdateH\x00\x12-\n\x07\x64ispute\x18\x02 \x01(\x0b\x32\x1a.webhooks.v1.DisputeUpdateH\x00\x12<\n\x0fpayment_dispute\x18\x04 \x01(\x0b\x32!.webhooks.v1.PaymentDisputeUpdateH\x00\x12\x13\n\x0btraceparent\x18\x03 \x01(\tB\x08\n\x06update\"4\n\x0bUpdateBatch\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.webhooks.v1.BatchItem\"b\n\nItemResult\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x14\n\x0cproblem_type\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"7\n\x0b\x42\x61tchResult\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.webhooks.v1.ItemResult2\xe7\x01\n\x0eUpdatesService\x12\x46\n\x0fSendOrderUpdate\x12\x18.webhooks.v1.OrderUpdate\x1a\x19.webhooks.v1.UpdateResult\x12J\n\x11SendDisputeUpdate\x12\x1a.webhooks.v1.DisputeUpdate\x1a\x19.webhooks.v1.UpdateResult\x12\x41\n\x0bSendUpdates\x12\x18.webhooks.v1.UpdateBatch\x1a\x18.webhooks.v1.BatchResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.proto.updates_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ORDERUPDATE']._serialized_start=44
-  _globals['_ORDERUPDATE']._serialized_end=253
-  _globals['_DISPUTEUPDATE']._serialized_start=256
-  _globals['_DISPUTEUPDATE']._serialized_end=503
-  _globals['_UPDATERESULT']._serialized_start=505
-  _globals['_UPDATERESULT']._serialized_end=552
-  _globals['_BATCHITEM']._serialized_start=555
-  _globals['_BATCHITEM']._serialized_end=687
-  _globals['_UPDATEBATCH']._serialized_start=689
-  _globals['_UPDATEBATCH']._serialized_end=741
-  _globals['_ITEMRESULT']._serialized_start=743
-  _globals['_ITEMRESULT']._serialized_end=841
-  _globals['_BATCHRESULT']._serialized_start=843
-  _globals['_BATCHRESULT']._serialized_end=898
-  _globals['_UPDATESSERVICE']._serialized_start=901
-  _globals['_UPDATESSERVICE']._serialized_end=1132
+  _globals['_ORDERUPDATE']._serialized_end=282
+  _globals['_DISPUTEUPDATE']._serialized_start=285
+  _globals['_DISPUTEUPDATE']._serialized_end=532
+  _globals['_PAYMENTDISPUTEUPDATE']._serialized_start=535
+  _globals['_PAYMENTDISPUTEUPDATE']._serialized_end=783
+  _globals['_UPDATERESULT']._serialized_start=785
+  _globals['_UPDATERESULT']._serialized_end=832
+  _globals['_BATCHITEM']._serialized_start=835
+  _globals['_BATCHITEM']._serialized_end=1029
+  _globals['_UPDATEBATCH']._serialized_start=1031
+  _globals['_UPDATEBATCH']._serialized_end=1083
+  _globals['_ITEMRESULT']._serialized_start=1085
+  _globals['_ITEMRESULT']._serialized_end=1183
+  _globals['_BATCHRESULT']._serialized_start=1185
+  _globals['_BATCHRESULT']._serialized_end=1240
+  _globals['_UPDATESSERVICE']._serialized_start=1243
+  _globals['_UPDATESSERVICE']._serialized_end=1474
 # @@protoc_insertion_point(module_scope)

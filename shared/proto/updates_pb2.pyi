@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class OrderUpdate(_message.Message):
-    __slots__ = ("event_id", "provider_event_id", "order_id", "user_id", "status", "amount", "currency", "occurred_at", "received_at", "correlation_id")
+    __slots__ = ("event_id", "provider_event_id", "order_id", "user_id", "status", "amount", "currency", "occurred_at", "received_at", "correlation_id", "provider_payment_id")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class OrderUpdate(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     provider_event_id: str
     order_id: str
@@ -28,7 +29,8 @@ class OrderUpdate(_message.Message):
     occurred_at: str
     received_at: str
     correlation_id: str
-    def __init__(self, event_id: _Optional[str] = ..., provider_event_id: _Optional[str] = ..., order_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., occurred_at: _Optional[str] = ..., received_at: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+    provider_payment_id: str
+    def __init__(self, event_id: _Optional[str] = ..., provider_event_id: _Optional[str] = ..., order_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., occurred_at: _Optional[str] = ..., received_at: _Optional[str] = ..., correlation_id: _Optional[str] = ..., provider_payment_id: _Optional[str] = ...) -> None: ...
 
 class DisputeUpdate(_message.Message):
     __slots__ = ("event_id", "provider_event_id", "dispute_id", "order_id", "user_id", "status", "reason", "amount", "currency", "occurred_at", "received_at", "correlation_id")
@@ -58,6 +60,32 @@ class DisputeUpdate(_message.Message):
     correlation_id: str
     def __init__(self, event_id: _Optional[str] = ..., provider_event_id: _Optional[str] = ..., dispute_id: _Optional[str] = ..., order_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., occurred_at: _Optional[str] = ..., received_at: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
 
+class PaymentDisputeUpdate(_message.Message):
+    __slots__ = ("event_id", "provider_event_id", "dispute_id", "provider_payment_id", "status", "reason", "amount", "currency", "occurred_at", "received_at", "correlation_id")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    provider_event_id: str
+    dispute_id: str
+    provider_payment_id: str
+    status: str
+    reason: str
+    amount: int
+    currency: str
+    occurred_at: str
+    received_at: str
+    correlation_id: str
+    def __init__(self, event_id: _Optional[str] = ..., provider_event_id: _Optional[str] = ..., dispute_id: _Optional[str] = ..., provider_payment_id: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., occurred_at: _Optional[str] = ..., received_at: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+
 class UpdateResult(_message.Message):
     __slots__ = ("outcome", "detail")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -67,14 +95,16 @@ class UpdateResult(_message.Message):
     def __init__(self, outcome: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class BatchItem(_message.Message):
-    __slots__ = ("order", "dispute", "traceparent")
+    __slots__ = ("order", "dispute", "payment_dispute", "traceparent")
     ORDER_FIELD_NUMBER: _ClassVar[int]
     DISPUTE_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_DISPUTE_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     order: OrderUpdate
     dispute: DisputeUpdate
+    payment_dispute: PaymentDisputeUpdate
     traceparent: str
-    def __init__(self, order: _Optional[_Union[OrderUpdate, _Mapping]] = ..., dispute: _Optional[_Union[DisputeUpdate, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    def __init__(self, order: _Optional[_Union[OrderUpdate, _Mapping]] = ..., dispute: _Optional[_Union[DisputeUpdate, _Mapping]] = ..., payment_dispute: _Optional[_Union[PaymentDisputeUpdate, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class UpdateBatch(_message.Message):
     __slots__ = ("items",)

@@ -17,11 +17,11 @@ from ingest.grpc_client import GrpcApiClient
 from ingest.update_forwarder import answer_for
 from shared.domain import Outcome
 from shared.errors import BadGateway, InvalidInput, InvalidTransition, NotFound, UserMismatch
-from shared.messages import Update
+from shared.messages import InboundUpdate
 from shared.settings import Settings
 from shared.update_batch import BatchItem, ItemResult, encode_json_batch
 from tests.api.conftest import INTERNAL
-from tests.api.updates import at, create_order, dispute_update, order_update, send
+from tests.api.updates import at, create_order, dispute_update, order_update, payment_dispute_update, send
 from tests.conftest import TEST_API_TOKEN
 from webhooks.embedded import free_port
 
@@ -49,7 +49,7 @@ async def _grpc_client(settings: Settings, loop: trio_asyncio.TrioEventLoop) -> 
 
 
 async def send_batch(api: tuple[Settings, httpx.AsyncClient, trio_asyncio.TrioEventLoop], transport: str,
-                     updates: list[Update]) -> list[ItemResult]:
+                     updates: list[InboundUpdate]) -> list[ItemResult]:
     settings, _, loop = api
     items = [BatchItem(update) for update in updates]
     if transport == "grpc":
@@ -111,6 +111,31 @@ async def test_a_batch_sent_again_is_answered_as_duplicates_and_applied_once(api
         for user in users:
             order = (await public.get(f"/orders/o-{user}")).json()
             assert order["status"] == "paid" and len(order["events"]) == 2
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_dispute_named_by_its_payment_finds_its_order_through_the_link(api, transport: str) -> None:  # noqa: ANN001
+    """Stripe in the sync modes: the payment event carries ``provider_payment_id`` (in Protobuf too), the
+    api links it once applied, and a ``payment_dispute`` item is resolved through that link before it is
+    applied; a payment without a link is a 404 item (Stripe retries), never applied to a guessed order."""
+    _, public, _ = api
+    with trio.fail_after(60):
+        await create_order(public, "o7", "u7")
+        early = await send_batch(api, transport, [payment_dispute_update("d7", "pi_7", "opened", at(5))])
+        assert [(r.status, r.problem_type.rsplit(":", 1)[-1]) for r in early] == [(404, "not-found")]
+        paid = await send_batch(api, transport, [order_update("o7", "u7", "paid", at(1), provider_payment_id="pi_7")])
+        assert [(r.status, r.outcome) for r in paid] == [(200, "applied")]
+        opened = payment_dispute_update("d7", "pi_7", "opened", at(5))
+        results = await send_batch(api, transport, [
+            opened,
+            payment_dispute_update("d8", "pi_nobody", "opened", at(5)),  # no payment event: not found
+            order_update("o7", "u7", "refunded", at(9)),  # a neighbour of the same user, applied as usual
+        ])
+        assert [r.status for r in results] == [200, 404, 200]
+        assert [r.status for r in await send_batch(api, transport, [opened])] == [409]  # Stripe's retry
+        dispute = (await public.get("/disputes/d7")).json()
+        assert (dispute["order_id"], dispute["status"], len(dispute["events"])) == ("o7", "opened", 1)
+        assert (await public.get("/disputes/d8")).status_code == 404
 
 
 async def test_refused_batches_change_nothing(api) -> None:  # noqa: ANN001

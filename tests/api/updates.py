@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from shared.messages import DisputeUpdate, OrderUpdate, Update, encode_json
+from shared.messages import DisputeUpdate, OrderUpdate, PaymentDisputeUpdate, Update, encode_json
 from shared.protobuf_codec import to_protobuf
 from tests.api.conftest import INTERNAL
 
@@ -33,6 +33,15 @@ def dispute_update(dispute_id: str, order_id: str, user_id: str, status: str, oc
                   status=status, reason="fraudulent", amount=1000, currency="EUR", occurred_at=occurred_at,
                   event_id=f"ev-{next(_ids)}", received_at=T0, correlation_id="corr-1")
     return DisputeUpdate(**{**fields, **extra})
+
+
+def payment_dispute_update(dispute_id: str, payment_id: str, status: str, occurred_at: dt.datetime,
+                           **extra: Any) -> PaymentDisputeUpdate:
+    """A dispute named only by the provider's payment it disputes (Stripe), as ingest forwards it."""
+    fields = dict(provider_event_id=f"pe-{next(_ids)}", dispute_id=dispute_id, provider_payment_id=payment_id,
+                  status=status, reason="fraudulent", amount=1000, currency="EUR", occurred_at=occurred_at,
+                  event_id=f"ev-{next(_ids)}", received_at=T0, correlation_id="corr-1")
+    return PaymentDisputeUpdate(**{**fields, **extra})
 
 
 async def send(client: httpx.AsyncClient, update: Update, encoding: str = "json") -> httpx.Response:

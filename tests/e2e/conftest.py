@@ -22,6 +22,7 @@ from webhooks.embedded import free_port
 from webhooks.sample import Sample
 
 SECRET = b"e2e-secret-0123456789abcdef"
+STRIPE_SECRET = "whsec_e2e-stripe-0123456789abcdef"  # Stripe keys with the literal text
 API_TOKEN = "e2e-api-token"
 MODES = ["kafka", "http", "grpc"]
 
@@ -36,7 +37,7 @@ class Stack:
 
     @property
     def sample(self) -> Sample:
-        return Sample(self.ingest_url, self.api_url, SECRET, API_TOKEN)
+        return Sample(self.ingest_url, self.api_url, SECRET, API_TOKEN, STRIPE_SECRET)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -60,6 +61,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                API_GRPC_TARGET=f"127.0.0.1:{ports['API_GRPC_PORT']}",
                API_BASE_URL=f"http://127.0.0.1:{ports['API_PORT']}",
                WEBHOOK_SECRETS="whsec_" + base64.b64encode(SECRET).decode(), API_TOKENS=API_TOKEN,
+               STRIPE_WEBHOOK_SECRETS=STRIPE_SECRET,
                INTERNAL_TOKEN="e2e-internal-token", LOG_LEVEL="debug", SHUTDOWN_GRACE="5s", PYTHONUNBUFFERED="1")
     log = tmp_path_factory.mktemp(f"e2e-{mode}") / "stack.log"
     with open(log, "wb") as out, subprocess.Popen([sys.executable, "-m", "webhooks", "dev", "--mode", mode],

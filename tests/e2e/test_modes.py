@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import API_TOKEN, SECRET, Stack, wait_for
-from webhooks.sample import send_sample, signed_post
+from webhooks.sample import send_sample, send_stripe_sample, signed_post
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +35,30 @@ def test_a_sample_stream_is_applied(stack: Stack) -> None:
     with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
         order = client.get(f"/orders/{next(iter(expected))}").json()
     assert [(e["status"], e["applied"]) for e in order["events"]] == [("authorized", True), ("paid", True)]
+
+
+def test_a_stripe_stream_is_applied(stack: Stack) -> None:
+    """Stripe's events in every mode: PaymentIntent events (Stripe's retry, an older event arriving late),
+    then disputes that name only the PaymentIntent and land on its order (kafka: resolved by the workers,
+    keyed by the payment; http/grpc: resolved by the api through the forwarder's batch calls)."""
+    statuses: list[str] = []
+    expected = send_stripe_sample(stack.sample, users=2, report=statuses.append)
+    wait_for(lambda: _states(stack, expected) == expected, "every order is paid and every dispute won")
+    answers = [line.rsplit("→ ", 1)[1][:3] for line in statuses if "/webhooks/stripe" in line]
+    assert len(answers) == 2 * 4 + 3  # per user 4 payment events; one user's dispute: 3 events
+    if stack.mode == "kafka":
+        assert set(answers) == {"202"}
+    else:
+        assert answers.count("200") == 2 and set(answers) == {"200", "202"}  # each retry: 200 duplicate
+    order_id, dispute_id = next(iter(expected)), next(key for key in expected if key.startswith("dp_"))
+    with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {API_TOKEN}"}) as client:
+        order = client.get(f"/orders/{order_id}").json()
+        dispute = client.get(f"/disputes/{dispute_id}").json()
+    assert [(e["status"], e["applied"]) for e in order["events"]] == [
+        ("pending", False), ("authorized", True), ("paid", True)]  # the late "processing": stored, stale
+    assert dispute["order_id"] == order_id  # the order of the disputed PaymentIntent, user 0's
+    assert [(e["status"], e["applied"]) for e in dispute["events"]] == [
+        ("opened", True), ("evidence_submitted", True), ("won", True)]
 
 
 def test_the_correlation_id_reaches_the_last_hop(stack: Stack) -> None:

@@ -138,3 +138,18 @@ def test_every_state_change_starts_a_generation_and_nothing_else_does() -> None:
 
 def test_every_state_ignores_stale_reports() -> None:
     assert all(rules.TRANSITIONS[state, Event.STALE] is state for state in State)
+
+
+def test_refusal_tells_what_a_request_would_get_and_changes_nothing() -> None:
+    config = rules.BreakerConfig(failure_threshold=1, reset_timeout_seconds=30)
+    closed = rules.Breaker(config)
+    assert rules.refusal(closed, 0.0) is None
+    _, decision = rules.request(closed, 0.0)
+    assert decision.permit is not None
+    opened = rules.report(closed, decision.permit, rules.Result.FAILURE, 10.0)
+    assert opened.state is rules.State.OPEN
+    assert rules.refusal(opened, 20.0) == 20.0  # the rest of the reset timeout
+    assert rules.refusal(opened, 40.0) is None  # a trial would be let through ...
+    assert rules.refusal(opened, 40.0) is None and opened.trials == 0  # ... but none was taken
+    half_open, trial = rules.request(opened, 40.0)
+    assert rules.refusal(half_open, 40.0) == rules.TRIALS_BUSY_RETRY_AFTER_SECONDS

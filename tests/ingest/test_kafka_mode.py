@@ -90,6 +90,7 @@ REJECTED = [
     _case(ORDERS, encode(order_webhook()), 401, "stale-timestamp", **{"webhook-timestamp": "1000000000"}),
     _case(ORDERS, encode(order_webhook(amount=1.5)), 400, "float-amount"),
     _case(ORDERS, b"{not json", 400, "not-json"),
+    _case(ORDERS, b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested-too-deeply"),
     _case(ORDERS, encode(order_webhook(user_id="usr\u0000")), 400, "nul-in-an-id"),
     _case(DISPUTES, encode(dispute_webhook(reason="fraud\u0000")), 400, "nul-in-free-text"),
     _case(ORDERS, b"x" * 70_000, 413, "too-large"),

@@ -1,8 +1,9 @@
 """POST /webhooks/stripe in the sync modes, against a real api process on real shards.
 
 Payment events: 202 applied, Stripe's retry 200 duplicate, an unknown order 404, a status the
-order cannot take 422, an older event stale. Disputes are not carried in sync modes yet (README,
-Providers): 503 with Retry-After, so Stripe retries and nothing is written.
+order cannot take 422, an older event stale. Disputes find their order through the payment's link
+(recorded once a payment event of that PaymentIntent was applied, from JSON and Protobuf alike):
+before it exists 404 (Stripe retries), after it the dispute lands on that order.
 """
 
 from __future__ import annotations
@@ -30,18 +31,21 @@ def _payment(event_type: str, order: str, at: int, event_id: str | None = None) 
                         metadata={"order_id": order, "user_id": "usr_s"})
 
 
-@pytest.mark.parametrize("mode", ["http", "grpc"])
+@pytest.mark.parametrize(("mode", "encoding"), [("http", "json"), ("http", "protobuf"), ("grpc", "protobuf")])
 async def test_stripe_payments_get_the_native_status_table(settings: Settings, service_env: dict[str, str],
-                                                           mode: str) -> None:
+                                                           mode: str, encoding: str) -> None:
     api_port, grpc_port = free_port(), free_port()
     with trio.fail_after(90):
         async with api_process(service_env, api_port, grpc_port, mode), \
-                sync_ingest(settings, api_port, grpc_port, mode) as ingest, \
+                sync_ingest(settings.replace(api_encoding=encoding), api_port, grpc_port, mode) as ingest, \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}",
                                   headers={"Authorization": f"Bearer {TEST_API_TOKEN}"}) as api:
             created = await api.post("/orders", json={"order_id": "ord_s", "user_id": "usr_s", "amount": 4999,
                                                       "currency": "EUR"})
             assert created.status_code == 201, created.text
+            opened = stripe_event("charge.dispute.created", id="dp_sync", payment_intent="pi_sync", created=T + 40)
+            early = await _post(ingest, opened)  # before any payment event of pi_sync: not linked yet
+            assert early.status_code == 404 and early.json()["type"].endswith(":not-found"), early.text
             paid = _payment("payment_intent.succeeded", "ord_s", T + 20, "evt_paid")
             answers = [(await _post(ingest, event)).status_code for event in [
                 _payment("payment_intent.amount_capturable_updated", "ord_s", T + 10),
@@ -51,9 +55,19 @@ async def test_stripe_payments_get_the_native_status_table(settings: Settings, s
                 _payment("payment_intent.succeeded", "ord_nobody", T + 30),
             ]]
             assert answers == [202, 202, 200, 202, 422, 404]
-            dispute = await _post(ingest, stripe_event("charge.dispute.created", payment_intent="pi_sync"))
-            assert dispute.status_code == 503 and dispute.headers["retry-after"]
+            disputes = [(await _post(ingest, event)).status_code for event in [
+                opened,  # Stripe's retry of the early one: the payment is linked now
+                opened,  # and again: a duplicate
+                stripe_event("charge.dispute.closed", id="dp_sync", payment_intent="pi_sync", status="won",
+                             created=T + 50),
+                stripe_event("charge.dispute.created", id="dp_other", payment_intent="pi_unknown", created=T + 40),
+            ]]
+            assert disputes == [202, 200, 202, 404]
             order = (await api.get("/orders/ord_s")).json()
+            dispute = (await api.get("/disputes/dp_sync")).json()
+            assert (await api.get("/disputes/dp_other")).status_code == 404
     assert order["status"] == "paid"
     assert [(e["status"], e["applied"]) for e in order["events"]] == [
         ("pending", False), ("authorized", True), ("paid", True)]
+    assert (dispute["order_id"], dispute["status"]) == ("ord_s", "won")
+    assert [(e["status"], e["applied"]) for e in dispute["events"]] == [("opened", True), ("won", True)]

@@ -7,6 +7,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
 from trio.testing import wait_all_tasks_blocked
 
@@ -258,3 +259,25 @@ async def test_a_webhook_cancelled_at_any_await_point_leaves_the_forwarder_worki
                 break
         else:
             raise AssertionError("the forward never completed")
+
+
+async def test_while_the_circuit_is_open_a_webhook_is_refused_at_once(autojump_clock: trio.abc.Clock) -> None:
+    """Not queued behind the calls in flight (here one hangs for the whole API_TIMEOUT): refused
+    the moment it arrives, with the breaker's Retry-After; no call slot, no trial taken."""
+    api = FakeBatchApi([applied_after(3600)], then=applied_after(0))
+    async with open_forwarder(api, SETTINGS.replace(api_retry_attempts=1),
+                              rules.BreakerConfig(1, 30)) as (forwarder, breaker), trio.open_nursery() as nursery:
+        nursery.start_soon(forward_all, forwarder, ["slow"])  # holds the one call slot
+        await wait_all_tasks_blocked()
+        with pytest.raises(OSError):  # a failed call (threshold 1) opens the circuit
+            async with breaker.permit():
+                raise OSError("connection refused")
+        await wait_all_tasks_blocked()
+        assert breaker.state is rules.State.OPEN
+        started = trio.current_time()
+        answers = await forward_all(forwarder, ["refused"])
+        assert trio.current_time() == started
+        refused = answers["refused"]
+        assert isinstance(refused, CircuitOpen) and refused.retry_after_seconds == 30
+        nursery.cancel_scope.cancel()
+    assert [events for _, events in api.calls] == [["slow"]]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
-from shared.messages import OrderWebhook
+from shared.errors import InvalidInput
+from shared.messages import DisputeWebhook, OrderWebhook
 from tests.workers.memory_store import DeadLetters, MemoryStore, envelope_bytes
 from workers.offset_tracker import OffsetTracker
-from workers.partition_actor import PartitionActor
+from workers.partition_actor import PartitionActor, decode_update
 from workers.records import Record
 from workers.retry_lanes import LanePolicy
 
@@ -99,3 +101,12 @@ async def test_an_actor_with_full_lanes_still_ends_when_its_mailbox_closes(autoj
         await send.aclose()  # revoked
     assert trio.current_time() - closed_at <= LanePolicy().max_delay_seconds  # not the 30 s window
     assert dead == [] and tracker.position() == 0  # the lanes' events stay for the next owner
+
+
+def test_a_record_nested_too_deeply_is_a_poison_record_not_a_crash() -> None:
+    """msgspec raises RecursionError past ~1,000 levels; the actor would crash on it, restart,
+    read the same record and crash again."""
+    deep = b'{"unknown":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    for schema in (OrderWebhook, DisputeWebhook):
+        with pytest.raises(InvalidInput, match="nested too deeply"):
+            decode_update(deep, schema)
