@@ -8,6 +8,7 @@
     webhooks send-sample [--users N] [--provider P]      sign and post a sample stream (native or stripe)
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
     webhooks soak [--minutes N] [--rate R]               steady load, RSS and p99 every 10 s; soak/
+    webhooks chaos [--scenario NAME ...] [--mode M ...]  fault scenarios, audited; tables in chaos/
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default 10)")
     soak.add_argument("--rate", type=int, default=None,
                       help="webhooks/s (default: half the kafka peak in bench/results.md)")
+
+    chaos = commands.add_parser("chaos", help="fault scenarios, audited for lost / duplicated / out-of-order events")
+    chaos.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                       help="worker-kill, rebalance-storm, db-outage, broker-outage, api-outage, slow-api, poison "
+                            "(repeatable; default: all)")
+    chaos.add_argument("--mode", action="append", default=[], choices=MODES, help="repeatable; default: every mode")
+    chaos.add_argument("--rate", type=float, default=120.0, help="webhooks/s offered (default 120)")
     return parser
 
 
@@ -188,6 +196,19 @@ def cmd_send_sample(args: argparse.Namespace) -> int:
     return 0 if matching == len(expected) else 1
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from webhooks.chaos.command import run_chaos_command
+    from webhooks.chaos.faults import SCENARIO_NAMES
+
+    unknown = set(args.scenario) - set(SCENARIO_NAMES)
+    if unknown:
+        print(f"webhooks chaos: unknown scenario {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIO_NAMES)}",
+              file=sys.stderr)
+        return 2
+    warn_if_dev_running()
+    return trio.run(run_chaos_command, args.scenario, args.mode, args.rate)
+
+
 def cmd_soak(args: argparse.Namespace) -> int:
     from webhooks.soak.runner import run_soak
 
@@ -198,7 +219,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench,
-            "dlq": cmd_dlq, "send-sample": cmd_send_sample, "soak": cmd_soak}
+            "dlq": cmd_dlq, "send-sample": cmd_send_sample, "soak": cmd_soak, "chaos": cmd_chaos}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,168 @@
+"""The chaos audit judges facts it is given: each finding it must report, and a clean run it must pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import replace
+
+from webhooks.chaos.audit import CIRCUIT_OPEN_TYPE, Attempt, Facts, Letter, StoredRow, audit
+from webhooks.chaos.plan import Chain, chain, chains
+
+START = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+class _AlwaysTail:
+    """A random source that gives every chain a chargeback (roll 0.5, then the first choice)."""
+
+    def random(self) -> float:
+        return 0.5
+
+    def choice(self, options: tuple[str, ...]) -> str:
+        return options[0]
+
+
+def _chain() -> Chain:
+    return chain("r", 0, 1, START, _AlwaysTail())  # type: ignore[arg-type]
+
+
+def _clean(c: Chain, *, t: float = 100.0) -> Facts:
+    attempts = [Attempt(e.provider_event_id, t + i, t + i + 0.01, 202) for i, e in enumerate(c.events)]
+    rows = [StoredRow(e.kind, e.entity_id, e.provider_event_id, e.status, True, i, t + i + 0.05)
+            for i, e in enumerate(c.events)]
+    final = {c.order_id: "paid", c.events[-1].entity_id: c.events[-1].status}
+    return Facts(c.events, attempts, rows, final)
+
+
+def test_the_plan_sends_orders_then_an_optional_tail_in_time_order() -> None:
+    planned = chains("r", 200, 50, START)
+    statuses = {tuple(e.status for e in c.events) for c in planned}
+    assert ("authorized", "paid") in statuses and ("authorized", "paid", "refunded") in statuses
+    assert any(s[2:4] == ("opened", "evidence_required") for s in statuses)
+    for c in planned:
+        times = [str(e.payload["occurred_at"]) for e in c.events]
+        assert times == sorted(times) and len(set(times)) == len(times)
+    assert len({c.user_id for c in planned}) == 50
+
+
+def test_a_clean_run_passes() -> None:
+    result = audit(_clean(_chain()))
+    assert (result.sent, result.answered_2xx, result.stored_once) == (6, 6, 6)
+    assert result.findings(recovery_target_seconds=10) == []
+
+
+def test_an_acknowledged_event_neither_stored_nor_dead_lettered_is_lost() -> None:
+    c = _chain()
+    facts = _clean(c)
+    missing = c.events[3].provider_event_id
+    lost = replace(facts, rows=[r for r in facts.rows if r.provider_event_id != missing])
+    assert audit(lost).lost == (missing,)
+    assert "lost 1" in audit(lost).findings(10)
+    dead_lettered = replace(lost, letters=[Letter("invalid_transition", missing, "usr_r_0")])
+    result = audit(dead_lettered)
+    assert result.lost == () and result.dlq_caused == {"invalid_transition": 1}
+    assert "dead letters caused by the run 1" in result.findings(10)
+
+
+def test_an_event_stored_twice_is_duplicated() -> None:
+    facts = _clean(_chain())
+    twice = replace(facts, rows=[*facts.rows, replace(facts.rows[1], sequence=99)])
+    result = audit(twice)
+    assert result.duplicated == (facts.rows[1].provider_event_id,)
+    assert result.stored_once == 5
+
+
+def test_rows_inserted_out_of_chain_order_are_a_violation() -> None:
+    facts = _clean(_chain())
+    swapped = list(facts.rows)
+    swapped[2], swapped[3] = replace(swapped[2], sequence=3), replace(swapped[3], sequence=2)
+    result = audit(replace(facts, rows=swapped))
+    assert result.order_violations == ("dsp_r_0: rows inserted in chain steps [3, 2, 4, 5]",)
+
+
+def test_a_stale_row_or_a_wrong_final_status_is_a_violation() -> None:
+    facts = _clean(_chain())
+    stale = [replace(facts.rows[0], applied=False), *facts.rows[1:]]
+    assert "stale" in audit(replace(facts, rows=stale)).order_violations[0]
+    wrong = {**facts.final_status, "ord_r_0": "authorized"}
+    assert "final status 'authorized'" in audit(replace(facts, final_status=wrong)).order_violations[0]
+
+
+def test_only_a_503_with_retry_after_is_a_documented_5xx() -> None:
+    facts = _clean(_chain())
+    pe = facts.planned[0].provider_event_id
+    answers = [Attempt(pe, 1, 1.002, 503, retry_after=True, problem_type=CIRCUIT_OPEN_TYPE),
+               Attempt(pe, 1.5, 1.504, 503, retry_after=True, problem_type=CIRCUIT_OPEN_TYPE),
+               Attempt(pe, 2, 2.1, 502), Attempt(pe, 3, 3.5, None), Attempt(pe, 4, 4.1, 500)]
+    result = audit(replace(facts, attempts=[*answers, *facts.attempts]))
+    assert result.documented_503 == 2 and result.other_5xx == {"502": 1, "500": 1}
+    assert result.status_codes["none"] == 1
+    assert result.breaker_open_answers == 1 and round(result.breaker_open_p99_ms or 0, 3) == 4.0
+    assert "5xx other than 503 + Retry-After 2" in result.findings(10)
+
+
+def test_an_event_never_answered_2xx_is_unacknowledged_not_lost() -> None:
+    facts = _clean(_chain())
+    last = facts.planned[-1].provider_event_id
+    failing = [a if a.provider_event_id != last else replace(a, status=503, retry_after=True) for a in facts.attempts]
+    rows = [r for r in facts.rows if r.provider_event_id != last]
+    final = {**facts.final_status, facts.planned[-1].entity_id: facts.planned[-2].status}
+    result = audit(replace(facts, attempts=failing, rows=rows, final_status=final))
+    assert result.unacknowledged == (last,) and result.lost == () and result.order_violations == ()
+
+
+def test_poison_records_are_expected_only_with_their_reason() -> None:
+    facts = replace(_clean(_chain()), poison={"p1": "schema", "p2": "not_found"})
+    letters = [Letter("schema", None, "p1"), Letter("schema", None, "p2")]
+    result = audit(replace(facts, letters=letters))
+    assert result.dlq_expected == {"schema": 2} and result.poison_missing == ("p2",)
+
+
+def test_recovery_kafka_waits_for_every_acknowledged_event_to_be_stored() -> None:
+    facts = _clean(_chain(), t=100.0)  # answered at 100.01 … 105.01, stored 0.04 s later
+    late = [replace(r, stored_at=112.0) if r.provider_event_id == facts.planned[2].provider_event_id else r
+            for r in facts.rows]
+    result = audit(replace(facts, rows=late, fault_windows=[(101.5, 102.5)]))
+    assert result.recovery_seconds == 112.0 - 102.5
+    assert "recovery 9.5 s > 5 s" in result.findings(recovery_target_seconds=5)
+
+
+def test_recovery_sync_is_the_first_2xx_to_an_attempt_after_the_fault() -> None:
+    facts = replace(_clean(_chain(), t=100.0), sync_mode=True, fault_windows=[(100.5, 102.5)])
+    assert round(audit(facts).recovery_seconds or 0, 3) == round(103.01 - 102.5, 3)
+
+
+def test_recovery_of_back_to_back_faults_counts_from_the_last_one() -> None:
+    facts = _clean(_chain(), t=100.0)
+    late = [replace(r, stored_at=106.0) if r.provider_event_id == facts.planned[1].provider_event_id else r
+            for r in facts.rows]
+    # the first window's backlog is stored at 106, after the second window began: one fault
+    result = audit(replace(facts, rows=late, fault_windows=[(101.2, 101.5), (103.0, 103.5)]))
+    assert result.recovery_seconds == 106.0 - 103.5
+    assert result.longest_wait_seconds == 106.0 - 101.01
+
+
+def test_a_circuit_open_answer_after_failed_attempts_is_not_a_fail_fast_answer() -> None:
+    facts = _clean(_chain(), t=100.0)  # 2xx answers finish at 100.01, 101.01, …
+    pe = facts.planned[0].provider_event_id
+    def open_(started: float, finished: float) -> Attempt:
+        return Attempt(pe, started, finished, 503, retry_after=True, problem_type=CIRCUIT_OPEN_TYPE)
+
+    answers = [open_(100.5, 104.5),  # arrived closed, retried into an open circuit: slow
+               open_(101.5, 101.503),  # no circuit-open answer before it: left out
+               open_(101.6, 101.606),  # told open at 101.503, no 2xx since: fail-fast
+               open_(102.5, 102.509)]  # a 2xx finished at 102.01 after the last open: left out
+    result = audit(replace(facts, attempts=[*answers, *facts.attempts]))
+    assert result.breaker_open_answers == 1 and round(result.breaker_open_p99_ms or 0, 3) == 6.0
+
+
+def test_a_backlog_never_stored_never_recovered() -> None:
+    facts = _clean(_chain(), t=100.0)
+    missing = facts.planned[1].provider_event_id
+    rows = [r for r in facts.rows if r.provider_event_id != missing]
+    result = audit(replace(facts, rows=rows, fault_windows=[(101.5, 102.5)]))
+    assert result.recovery_seconds == math.inf and result.lost == (missing,)
+    assert "never recovered" in result.findings(10)
+    dead_lettered = replace(facts, rows=rows, fault_windows=[(101.5, 102.5)],
+                            letters=[Letter("not_found", missing, "usr_r_0")])
+    assert round(audit(dead_lettered).recovery_seconds or 0, 3) == round(103.01 - 102.5, 3)  # the next 2xx

@@ -1,0 +1,238 @@
+"""The audit of a chaos run: what was sent, what the provider was told, what the shards and DLQs hold.
+
+Pure: the runner gathers the facts (every attempt of the load, every stored event row, the
+final statuses, every dead letter) and this module judges them. The definitions:
+
+- **lost**: answered 2xx at least once, yet no event row and no dead letter holds it;
+- **duplicated**: more than one event row for one (entity, provider_event_id);
+- **order violation**: an order or dispute whose rows were inserted out of chain order, or
+  stored as not applied (stale: a later event got there first), or whose final status is not
+  the status of its latest stored event;
+- **dead letters** are *expected* when they are the poison records the run wrote on purpose
+  (with the reason they should get), and *caused by the run* when they hold a load event;
+- **other 5xx**: every 5xx answer except a 503 carrying ``Retry-After`` (the documented one);
+- **breaker-open answers**: circuit-open 503s to requests that arrived while the provider had
+  been told the circuit is open (a circuit-open answer finished before, and no 2xx since). A
+  request that arrived while the circuit was closed and met it open on a retry waited for its
+  failed attempts first: it is not a fail-fast answer and is left out of their latency;
+- **recovery**: per fault window, from its end until the first 2xx answer to an attempt started
+  after it and, in kafka mode, every event answered 2xx before that end is stored. The run's
+  recovery is the worst window's; a window followed by the next one before it recovered is
+  part of that next one (ten kills in a row are over when the last one is); a run whose
+  acknowledged events are never all stored (or dead-lettered) never recovered (``inf``);
+- **longest wait**: the most time between an event's first 2xx and its row (kafka mode: how long
+  the backlog held an acknowledged event).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
+
+from webhooks.chaos.plan import PlannedEvent
+
+CIRCUIT_OPEN_TYPE = "urn:payment-webhooks:problem:circuit-open"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST of one webhook; ``status`` is None when no answer came (connect error, timeout)."""
+
+    provider_event_id: str
+    started_at: float  # wall clock, seconds since the epoch
+    finished_at: float
+    status: int | None
+    retry_after: bool = False
+    problem_type: str | None = None
+    resend: bool = False  # the provider sent it again after a 2xx
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.finished_at - self.started_at) * 1000
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """An event row; ``sequence`` orders rows by insertion (order_events.id, dispute_events.stored_at)."""
+
+    kind: str
+    entity_id: str
+    provider_event_id: str
+    status: str
+    applied: bool
+    sequence: float
+    stored_at: float
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter as the audit needs it: its reason, and which event or poison record it holds."""
+
+    reason: str
+    provider_event_id: str | None
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    planned: Sequence[PlannedEvent]
+    attempts: Sequence[Attempt]
+    rows: Sequence[StoredRow]
+    final_status: Mapping[str, str]  # order_id / dispute_id → status
+    letters: Sequence[Letter] = ()
+    poison: Mapping[str, str] = field(default_factory=dict)  # record key → the reason it should get
+    fault_windows: Sequence[tuple[float, float]] = ()
+    sync_mode: bool = False
+
+
+@dataclass(frozen=True)
+class Audit:
+    sent: int
+    answered_2xx: int
+    stored_once: int
+    lost: tuple[str, ...]
+    duplicated: tuple[str, ...]
+    order_violations: tuple[str, ...]
+    unacknowledged: tuple[str, ...]
+    unexpected_rows: int
+    dlq_expected: Mapping[str, int]
+    dlq_caused: Mapping[str, int]
+    poison_missing: tuple[str, ...]
+    status_codes: Mapping[str, int]  # "202", "503", "none" (no answer) …
+    documented_503: int
+    other_5xx: Mapping[str, int]
+    breaker_open_answers: int
+    breaker_open_p50_ms: float | None
+    breaker_open_p99_ms: float | None
+    recovery_seconds: float | None
+    longest_wait_seconds: float | None
+
+    def findings(self, recovery_target_seconds: float, breaker_p99_target_ms: float = 10.0) -> list[str]:
+        """What misses the targets; empty when the run passes."""
+        counts = [("lost", len(self.lost)), ("duplicated", len(self.duplicated)),
+                  ("order violations", len(self.order_violations)), ("unacknowledged", len(self.unacknowledged)),
+                  ("dead letters caused by the run", sum(self.dlq_caused.values())),
+                  ("poison records not dead-lettered as expected", len(self.poison_missing)),
+                  ("5xx other than 503 + Retry-After", sum(self.other_5xx.values()))]
+        found = [f"{what} {count}" for what, count in counts if count]
+        if self.recovery_seconds == math.inf:
+            found.append("never recovered")
+        elif self.recovery_seconds is not None and self.recovery_seconds > recovery_target_seconds:
+            found.append(f"recovery {self.recovery_seconds:.1f} s > {recovery_target_seconds:.0f} s")
+        if self.breaker_open_p99_ms is not None and self.breaker_open_p99_ms > breaker_p99_target_ms:
+            found.append(f"breaker-open p99 {self.breaker_open_p99_ms:.1f} ms > {breaker_p99_target_ms:.0f} ms")
+        return found
+
+
+def percentile(values: Iterable[float], fraction: float) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def _order_violation(entity: str, rows: list[StoredRow], steps: Mapping[str, int], final: str | None) -> str | None:
+    rows = sorted(rows, key=lambda row: row.sequence)
+    inserted = [steps[row.provider_event_id] for row in rows]
+    if inserted != sorted(inserted):
+        return f"{entity}: rows inserted in chain steps {inserted}"
+    if stale := [row.provider_event_id for row in rows if not row.applied]:
+        return f"{entity}: stored as not applied (stale): {', '.join(stale)}"
+    if final != rows[-1].status:
+        return f"{entity}: final status {final!r}, latest stored event {rows[-1].status!r}"
+    return None
+
+
+def _fail_fast_latencies(attempts: Sequence[Attempt]) -> list[float]:
+    open_finishes = sorted(a.finished_at for a in attempts if a.problem_type == CIRCUIT_OPEN_TYPE)
+    ok_finishes = sorted(a.finished_at for a in attempts if a.ok)
+    latencies = []
+    for attempt in attempts:
+        if attempt.problem_type != CIRCUIT_OPEN_TYPE:
+            continue
+        opened = bisect.bisect_left(open_finishes, attempt.started_at)
+        closed = bisect.bisect_left(ok_finishes, attempt.started_at)
+        if opened and (not closed or open_finishes[opened - 1] > ok_finishes[closed - 1]):
+            latencies.append(attempt.latency_ms)
+    return latencies
+
+
+def _recovered_at(facts: Facts, end: float, first_ok: Mapping[str, float],
+                  stored_at: Mapping[str, float], dead_lettered: Set[str]) -> float | None:
+    """When the system was whole again after a fault ending at ``end``; None if it never was."""
+    answering = min((a.finished_at for a in facts.attempts if a.ok and a.started_at >= end), default=None)
+    if facts.sync_mode or answering is None:
+        return answering
+    owed = [e for e, at in first_ok.items() if at <= end and e not in dead_lettered]
+    if any(e not in stored_at for e in owed):
+        return None
+    return max([answering, *(stored_at[e] for e in owed)])
+
+
+def _recovery(facts: Facts, first_ok: Mapping[str, float], stored_at: Mapping[str, float],
+              dead_lettered: Set[str]) -> float | None:
+    """The worst window's (``inf``: never); a window the next one interrupted counts as part of that one."""
+    windows = sorted(facts.fault_windows)
+    worst = None
+    for index, (_, end) in enumerate(windows):
+        recovered_at = _recovered_at(facts, end, first_ok, stored_at, dead_lettered)
+        if index + 1 < len(windows) and (recovered_at is None or windows[index + 1][0] < recovered_at):
+            continue
+        worst = max(worst or 0.0, math.inf if recovered_at is None else recovered_at - end)
+    return worst
+
+
+def audit(facts: Facts) -> Audit:
+    planned = {event.provider_event_id: event for event in facts.planned}
+    attempted = {a.provider_event_id for a in facts.attempts}
+    first_ok: dict[str, float] = {}
+    for attempt in sorted(facts.attempts, key=lambda a: a.finished_at):
+        if attempt.ok:
+            first_ok.setdefault(attempt.provider_event_id, attempt.finished_at)
+    rows_of: dict[str, list[StoredRow]] = defaultdict(list)
+    for row in facts.rows:
+        rows_of[row.provider_event_id].append(row)
+    letter_events = {letter.provider_event_id for letter in facts.letters if letter.provider_event_id in planned}
+    stored_at = {event: min(r.stored_at for r in rows) for event, rows in rows_of.items()}
+    by_entity: dict[str, list[StoredRow]] = defaultdict(list)
+    for row in facts.rows:
+        if row.provider_event_id in planned:
+            by_entity[row.entity_id].append(row)
+    steps = {event: planned[event].step for event in planned}
+    violations = [v for entity, rows in sorted(by_entity.items())
+                  if (v := _order_violation(entity, rows, steps, facts.final_status.get(entity)))]
+    codes = Counter("none" if a.status is None else str(a.status) for a in facts.attempts)
+    documented = sum(1 for a in facts.attempts if a.status == 503 and a.retry_after)
+    other = Counter(str(a.status) for a in facts.attempts
+                    if a.status is not None and a.status >= 500 and not (a.status == 503 and a.retry_after))
+    open_answers = _fail_fast_latencies(facts.attempts)
+    poison_found = {(letter.key, letter.reason) for letter in facts.letters if letter.key in facts.poison}
+    return Audit(
+        sent=len(attempted & planned.keys()),
+        answered_2xx=len(first_ok),
+        stored_once=sum(1 for event in planned if len(rows_of.get(event, ())) == 1),
+        lost=tuple(sorted(e for e in first_ok if e not in rows_of and e not in letter_events)),
+        duplicated=tuple(sorted(e for e, rows in rows_of.items() if len(rows) > 1)),
+        order_violations=tuple(violations),
+        unacknowledged=tuple(sorted((attempted & planned.keys()) - first_ok.keys())),
+        unexpected_rows=sum(len(rows) for event, rows in rows_of.items() if event not in planned),
+        dlq_expected=dict(Counter(letter.reason for letter in facts.letters if letter.key in facts.poison)),
+        dlq_caused=dict(Counter(letter.reason for letter in facts.letters if letter.key not in facts.poison)),
+        poison_missing=tuple(sorted(key for key, reason in facts.poison.items() if (key, reason) not in poison_found)),
+        status_codes=dict(codes),
+        documented_503=documented,
+        other_5xx=dict(other),
+        breaker_open_answers=len(open_answers),
+        breaker_open_p50_ms=percentile(open_answers, 0.5),
+        breaker_open_p99_ms=percentile(open_answers, 0.99),
+        recovery_seconds=_recovery(facts, first_ok, stored_at, letter_events),
+        longest_wait_seconds=None if facts.sync_mode else max(
+            (stored_at[e] - at for e, at in first_ok.items() if e in stored_at), default=None),
+    )
