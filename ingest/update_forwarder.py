@@ -76,7 +76,7 @@ def answer_for(result: ItemResult) -> Answer:
     rejection = error_for_problem_type(result.problem_type)
     if rejection is None or not rejects_the_event(rejection):
         return BadGateway(f"unexpected answer from the api: {result.status} {result.problem_type}")
-    return rejection(result.detail)
+    return rejection(result.detail, errors=result.field_errors())
 
 
 @dataclass(eq=False)

@@ -19,6 +19,7 @@ finds its order through the payment's link before applying it (no link yet: a 40
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,6 +55,11 @@ class _JsonItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     traceparent: str = ""
 
 
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
 @dataclass(frozen=True)
 class ItemResult:
     """One item's answer: ``status`` as the single endpoint's HTTP status; ``outcome`` when 200."""
@@ -63,13 +69,19 @@ class ItemResult:
     problem_type: str = ""
     title: str = ""
     detail: str = ""
+    errors: tuple[FieldError, ...] = ()  # a 400 item's field errors, passed on to the webhook's problem
 
     @classmethod
     def of(cls, answer: Outcome | WebhookError) -> ItemResult:
         if isinstance(answer, Outcome):
             return cls(200, answer.value)
         mapping = mapping_for(answer)
-        return cls(mapping.http_status, "", mapping.problem_type, answer.title, answer.detail)
+        errors = tuple(FieldError(e.get("field", ""), e.get("message", "")) for e in answer.errors)
+        return cls(mapping.http_status, "", mapping.problem_type, answer.title, answer.detail, errors)
+
+    def field_errors(self) -> list[dict[str, str]]:
+        return [{"field": e.field, "message": e.message} for e in self.errors]
+
 
 
 # --- the api's side: decode a batch, encode the results ------------------------------------
@@ -99,11 +111,20 @@ def _json_batch_item(raw: msgspec.Raw) -> BatchItem | InvalidInput:
     try:
         item = _json_item.decode(raw)
     except DECODE_ERRORS as exc:
-        return validation_error(exc)
+        return _within_the_update(validation_error(exc))
     updates = [u for u in (item.order, item.dispute, item.payment_dispute) if u is not None]
     if len(updates) != 1:
         return _not_one_update()
     return BatchItem(updates[0], item.traceparent)
+
+
+_ITEM_KEY = re.compile(r"^(?:order|dispute|payment_dispute)\.")
+
+
+def _within_the_update(error: InvalidInput) -> InvalidInput:
+    """Field paths as the single endpoint and the webhook name them: ``currency``, not ``order.currency``."""
+    error.errors = [{**e, "field": _ITEM_KEY.sub("", e.get("field", ""))} for e in error.errors]
+    return error
 
 
 def _not_one_update() -> InvalidInput:
@@ -142,6 +163,7 @@ class _JsonResult(msgspec.Struct, frozen=True, omit_defaults=True):
     type: str = ""
     title: str = ""
     detail: str = ""
+    errors: tuple[FieldError, ...] = ()
 
 
 class _JsonResults(msgspec.Struct, frozen=True):
@@ -152,14 +174,16 @@ _encode = msgspec.json.Encoder().encode
 
 
 def encode_json_results(results: Sequence[ItemResult]) -> bytes:
-    return _encode(_JsonResults([_JsonResult(r.status, r.outcome, r.problem_type, r.title, r.detail)
+    return _encode(_JsonResults([_JsonResult(r.status, r.outcome, r.problem_type, r.title, r.detail, r.errors)
                                  for r in results]))
 
 
 def protobuf_results(results: Sequence[ItemResult]) -> updates_pb2.BatchResult:
     return updates_pb2.BatchResult(results=[
         updates_pb2.ItemResult(status=r.status, outcome=r.outcome, problem_type=r.problem_type, title=r.title,
-                               detail=r.detail) for r in results])
+                               detail=r.detail,
+                               errors=[updates_pb2.FieldError(field=e.field, message=e.message) for e in r.errors])
+        for r in results])
 
 
 # --- ingest's side: encode a batch, decode the results --------------------------------------
@@ -188,8 +212,10 @@ _json_results = msgspec.json.Decoder(_JsonResults)
 
 def decode_json_results(body: bytes) -> list[ItemResult]:
     """The api's results; raises ``msgspec.DecodeError`` / ``ValidationError`` when unreadable."""
-    return [ItemResult(r.status, r.outcome, r.type, r.title, r.detail) for r in _json_results.decode(body).results]
+    return [ItemResult(r.status, r.outcome, r.type, r.title, r.detail, r.errors)
+            for r in _json_results.decode(body).results]
 
 
 def read_protobuf_results(message: updates_pb2.BatchResult) -> list[ItemResult]:
-    return [ItemResult(r.status, r.outcome, r.problem_type, r.title, r.detail) for r in message.results]
+    return [ItemResult(r.status, r.outcome, r.problem_type, r.title, r.detail,
+                       tuple(FieldError(e.field, e.message) for e in r.errors)) for r in message.results]

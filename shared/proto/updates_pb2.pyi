@@ -112,19 +112,29 @@ class UpdateBatch(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[BatchItem]
     def __init__(self, items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ...) -> None: ...
 
+class FieldError(_message.Message):
+    __slots__ = ("field", "message")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    message: str
+    def __init__(self, field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class ItemResult(_message.Message):
-    __slots__ = ("status", "outcome", "problem_type", "title", "detail")
+    __slots__ = ("status", "outcome", "problem_type", "title", "detail", "errors")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
     status: int
     outcome: str
     problem_type: str
     title: str
     detail: str
-    def __init__(self, status: _Optional[int] = ..., outcome: _Optional[str] = ..., problem_type: _Optional[str] = ..., title: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    errors: _containers.RepeatedCompositeFieldContainer[FieldError]
+    def __init__(self, status: _Optional[int] = ..., outcome: _Optional[str] = ..., problem_type: _Optional[str] = ..., title: _Optional[str] = ..., detail: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ...) -> None: ...
 
 class BatchResult(_message.Message):
     __slots__ = ("results",)

@@ -87,6 +87,7 @@ async def test_every_outcome_in_one_batch(api, transport: str) -> None:  # noqa:
         assert answers[:3] == [Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE] and answers[7] is Outcome.APPLIED
         assert [type(a) for a in answers[3:7]] == [InvalidTransition, UserMismatch, NotFound, InvalidInput]
         assert "currency" in results[6].detail and results[4].title == "User mismatch"
+        assert [e["field"] for e in answers[6].errors] == ["currency"]  # the webhook's 400 names the field
         order = (await public.get("/orders/o1")).json()
         assert order["status"] == "paid"
         assert [(e["status"], e["applied"]) for e in order["events"]] == [("authorized", False), ("paid", True)]
