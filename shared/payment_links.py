@@ -24,7 +24,8 @@ from shared.messages import InboundUpdate, OrderUpdate, PaymentDisputeUpdate, Up
 from shared.sharding import shard_for
 
 # Outcomes after which the order event's order exists and belongs to its user: the link may be written.
-LINKABLE = frozenset({Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE})
+# (INVALID_TRANSITION too: the transition is judged after the user, so the order is that user's.)
+LINKABLE = frozenset({Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE, Outcome.INVALID_TRANSITION})
 Link = tuple[str, str]  # (order_id, user_id)
 
 
@@ -53,8 +54,10 @@ class PaymentLinks:
 
     async def record(self, updates: Sequence[OrderUpdate]) -> None:
         """Link each update's payment to its order (updates whose outcome is ``LINKABLE``)."""
-        rows = {u.provider_payment_id: (u.provider_payment_id, u.order_id, u.user_id)
-                for u in updates if u.provider_payment_id}
+        rows: dict[str, tuple[str, str, str]] = {}
+        for u in updates:  # the first of a batch, as the first ever: a payment's link never moves
+            if u.provider_payment_id:
+                rows.setdefault(u.provider_payment_id, (u.provider_payment_id, u.order_id, u.user_id))
         await self._database.run_on_shards({
             shard: partial(self._database.run, shard, _insert, [rows[i] for i in ids])
             for shard, ids in self._by_shard(rows).items()})

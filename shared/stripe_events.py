@@ -34,7 +34,6 @@ STRIPE_EVENTS: Mapping[tuple[str, str | None], tuple[Kind, str]] = {
     ("payment_intent.processing", None): ("order", "pending"),
     ("payment_intent.amount_capturable_updated", None): ("order", "authorized"),
     ("payment_intent.succeeded", None): ("order", "paid"),
-    ("payment_intent.payment_failed", None): ("order", "failed"),
     ("payment_intent.canceled", None): ("order", "canceled"),
     ("charge.refunded", "full"): ("order", "refunded"),
     ("charge.dispute.created", None): ("dispute", "opened"),
@@ -45,6 +44,11 @@ STRIPE_EVENTS: Mapping[tuple[str, str | None], tuple[Kind, str]] = {
     ("charge.dispute.closed", "won"): ("dispute", "won"),
     ("charge.dispute.closed", "lost"): ("dispute", "lost"),
 }
+# Not a row: ``payment_intent.payment_failed``. At Stripe it is not final — the PaymentIntent goes
+# back to ``requires_payment_method`` and the customer may pay with another card — while our
+# ``failed`` is terminal (SPEC §4): mapped to it, the later ``payment_intent.succeeded`` would be
+# refused (422, retried by Stripe for days, the money taken). It is acknowledged and counted as
+# ignored; an intent given up for good ends with ``payment_intent.canceled``.
 # Types whose row depends on a fact of the object (the others are decided by the type alone).
 _DECIDED_BY_FACT = frozenset(event_type for event_type, fact in STRIPE_EVENTS if fact is not None)
 HANDLED_TYPES = frozenset(event_type for event_type, _ in STRIPE_EVENTS)
@@ -126,7 +130,7 @@ def _payment(event: StripeEvent, intent: PaymentIntent) -> Mapped:
 
 
 def _refund(event: StripeEvent, charge: Charge) -> Mapped:
-    full = charge.refunded and charge.amount_refunded >= charge.amount
+    full = charge.refunded  # Stripe: true only once fully refunded (a partly captured charge refunds less)
     row = _row(event, "full" if full else "partial")
     if row is None:  # a partial refund changes no order status of ours
         return Ignored(event.type)

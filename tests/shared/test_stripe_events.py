@@ -19,7 +19,6 @@ CREATED = dt.datetime(2025, 11, 20, 10, 0, tzinfo=dt.UTC)
     ("payment_intent.processing", "pending"),
     ("payment_intent.amount_capturable_updated", "authorized"),
     ("payment_intent.succeeded", "paid"),
-    ("payment_intent.payment_failed", "failed"),
     ("payment_intent.canceled", "canceled"),
     ("charge.refunded", "refunded"),
 ])
@@ -59,6 +58,7 @@ def test_dispute_events_become_dispute_updates_of_the_payment(event_type: str, d
 @pytest.mark.parametrize(("event_type", "fields"), [
     ("customer.created", {}),
     ("charge.refunded", {"amount_refunded": 1000, "refunded": False}),  # partial: no status of ours
+    ("payment_intent.payment_failed", {}),  # not final at Stripe: another card may still pay
     ("charge.dispute.updated", {"status": "won"}),  # only closing decides an outcome
     ("charge.dispute.closed", {"status": "warning_closed"}),  # an inquiry that ended
 ])
@@ -108,3 +108,19 @@ def test_the_table_s_statuses_exist_in_the_domain() -> None:
 
     for kind, status in STRIPE_EVENTS.values():
         assert status in (ORDER_STATUSES if kind == "order" else DISPUTE_STATUSES)
+
+
+def test_a_fully_refunded_charge_that_was_partly_captured_refunds_the_order() -> None:
+    """Stripe's ``refunded`` is the whole truth: a charge captured for less than its amount is fully
+    refunded with ``amount_refunded < amount``."""
+    event = stripe_event("charge.refunded", amount=5000, amount_captured=3000, amount_refunded=3000, refunded=True)
+    mapped = map_stripe_event(encode(event))
+    assert isinstance(mapped, LinkedOrderWebhook) and mapped.status == "refunded"
+
+
+def test_a_declined_card_then_another_that_pays_leaves_the_order_paid() -> None:
+    """The mapping, then the domain: a decline must not end the order before Stripe's retry pays."""
+    declined = map_stripe_event(encode(stripe_event("payment_intent.payment_failed")))
+    paid = map_stripe_event(encode(stripe_event("payment_intent.succeeded")))
+    assert isinstance(declined, Ignored)
+    assert isinstance(paid, LinkedOrderWebhook) and paid.status == "paid"
