@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     soak = commands.add_parser("soak", help="kafka mode under a steady load: RSS and p99 every 10 s; writes soak/")
     soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default 10)")
     soak.add_argument("--rate", type=int, default=None,
-                      help="webhooks/s (default: half the kafka peak in bench/results.md)")
+                      help="webhooks/s (default: half the peak a 20 s flat-out probe of the same stack measures)")
 
     chaos = commands.add_parser("chaos", help="fault scenarios, audited for lost / duplicated / out-of-order events")
     chaos.add_argument("--scenario", action="append", default=[], metavar="NAME",

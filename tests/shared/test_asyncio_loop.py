@@ -46,15 +46,21 @@ async def test_cancelled_timers_are_dropped_from_the_heap() -> None:
 
 
 async def test_live_timers_stay_and_fire() -> None:
+    """Compactions happen (the cancelled timers are in the heap first) and keep the live ones."""
     with trio.fail_after(30):
         async with open_asyncio_loop() as loop:
             fired = trio.Event()
-            kept = loop.call_later(0.2, fired.set)
-            for _ in range(4 * MIN_TIMERS):
-                loop.call_later(300, _nothing).cancel()
+            kept = [loop.call_later(0.2 + n / 1000, fired.set) for n in range(MIN_TIMERS)]
+            doomed = [loop.call_later(300, _nothing) for _ in range(4 * MIN_TIMERS)]
             await _taken_in(loop)
+            heap = loop._timers
+            assert len(heap) == 5 * MIN_TIMERS
+            for timer in doomed:
+                timer.cancel()
+            assert len(heap) < 5 * MIN_TIMERS  # compacted in place: the same list the loop reads
+            assert all(timer in heap for timer in kept)
             await fired.wait()
-            assert not kept.cancelled()
+            assert not any(timer.cancelled() for timer in kept)
 
 
 CALLS = 2_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhooks.soak.samples import Sample, Targets, growth, judge, minutes, p99
+from webhooks.soak.samples import Delivery, Sample, Targets, delivery_checks, growth, judge, minutes, p99
 
 
 def _run(rss: dict[str, list[float]], durations: list[tuple[float, ...]] | None = None) -> list[Sample]:
@@ -87,3 +87,16 @@ def test_under_two_whole_minutes_the_p99_spread_is_not_met() -> None:
 def test_limits_go_by_the_kind_of_process() -> None:
     targets = Targets()
     assert (targets.rss_limit("worker-7"), targets.rss_limit("ingest"), targets.rss_limit("broker")) == (250, 150, None)
+
+
+def test_a_worker_that_died_fails_the_soak() -> None:
+    """A vanished process reads 0 MB: without this check its "growth" (−100 %) would pass."""
+    samples = _run({"worker-1": [80.0] * 30 + [0.0] * 30})
+    assert _checks(samples)["worker-1 alive throughout"] is False
+
+
+def test_a_load_not_carried_or_events_lost_fail_the_soak() -> None:
+    carried = Delivery(offered=1000, dropped=10, accepted=990, failed=0, stored=990)
+    assert all(check.passed for check in delivery_checks(carried))
+    for broken in (Delivery(1000, 300, 700, 0, 700), Delivery(1000, 0, 990, 10, 990), Delivery(1000, 0, 1000, 0, 999)):
+        assert not all(check.passed for check in delivery_checks(broken)), broken

@@ -35,7 +35,7 @@ def markdown(samples: Sequence[Sample], checks: Sequence[Check], rate: LoadRate,
              f"Accepted (202): {accepted:,}; failed: {failed:,}; events stored by the workers: {stored:,} "
              f"(every accepted webhook is a new event: the two agree unless something was lost). "
              f"Offered {rate.per_second * length_minutes * 60:,.0f}; not sent because every VU was waiting on "
-             f"an answer (k6 `dropped_iterations`): {_k6_count(k6_summary, 'dropped_iterations'):,}. "
+             f"an answer (k6 `dropped_iterations`): {k6_count(k6_summary, 'dropped_iterations'):,}. "
              f"Whole run p99 (k6): {_ms(_k6_p99(k6_summary))} ms. Result: {verdict}.\n",
              "## Targets\n", *_table(["check", "measured", "target", "met"],
                                      [[c.what, c.measured, c.target, "yes" if c.passed else "**no**"] for c in checks]),
@@ -52,7 +52,7 @@ def markdown(samples: Sequence[Sample], checks: Sequence[Check], rate: LoadRate,
     return "\n".join(lines) + "\n"
 
 
-def _k6_count(summary: Mapping[str, object], metric: str) -> int:
+def k6_count(summary: Mapping[str, object], metric: str) -> int:
     try:
         return int(summary["metrics"][metric]["values"]["count"])  # type: ignore[index]
     except (KeyError, TypeError):

@@ -105,6 +105,9 @@ def judge(samples: Sequence[Sample], targets: Targets = Targets()) -> list[Check
         limit = targets.rss_limit(process)
         if limit is None:
             continue
+        gone = [s.seconds for s in samples if s.rss_mb.get(process, 0.0) <= 0.0]
+        if gone:  # a crashed or killed process reads 0 MB: "no growth" would pass it
+            checks.append(Check(f"{process} alive throughout", f"gone at {gone[0]:.0f} s", "alive", False))
         peak = max(s.rss_mb[process] for s in samples if process in s.rss_mb)
         checks.append(Check(f"{process} RSS, peak", f"{peak:.0f} MB", f"≤ {limit:.0f} MB", peak <= limit))
         measured = growth(samples, process, targets.growth_window_seconds)
@@ -124,3 +127,29 @@ def _p99_spread(whole_minutes: Sequence[Minute], limit: float) -> Check:
     spread = max(values) / min(values) if min(values) > 0 else math.inf
     return Check(what, f"{spread:.2f}× ({min(values):.0f}–{max(values):.0f} ms)", f"≤ {limit:.0f}×",
                  spread <= limit)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What k6 and the databases say about the load itself (a soak that did not carry its load,
+    or lost events, measured nothing worth trusting)."""
+
+    offered: int  # iterations the arrival rate asked for
+    dropped: int  # k6 ``dropped_iterations``: not sent, every VU waiting on an answer
+    accepted: int  # answered 202
+    failed: int
+    stored: int  # event rows once the workers caught up
+
+
+MAX_DROPPED_SHARE = 0.01
+
+
+def delivery_checks(delivery: Delivery) -> list[Check]:
+    dropped_share = delivery.dropped / delivery.offered if delivery.offered else 0.0
+    return [
+        Check("load sent (k6 dropped iterations)", f"{dropped_share:.1%} dropped", f"≤ {MAX_DROPPED_SHARE:.0%}",
+              dropped_share <= MAX_DROPPED_SHARE),
+        Check("requests failed", f"{delivery.failed:,}", "0", delivery.failed == 0),
+        Check("events stored / accepted", f"{delivery.stored:,} / {delivery.accepted:,}", "equal",
+              delivery.stored == delivery.accepted),
+    ]
