@@ -88,3 +88,29 @@ def test_only_the_writer_removes_the_file(tmp_path: Path) -> None:
     remove_connection(path)
     assert not path.exists()
     remove_connection(path)  # already gone: fine
+
+
+def test_a_reused_pid_is_not_the_writer(tmp_path: Path) -> None:
+    """The file names its writer by pid and start time: a live process that got the pid is not it."""
+    path = tmp_path / "dev.json"
+    write_connection(path, {"INGEST_PORT": "8123"})
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "started": record["started"] - 3600}))  # our pid, another start
+    warnings: list[str] = []
+    assert read_connection(path, warn=warnings.append) is None
+    assert "is not running" in warnings[0]
+
+
+def test_an_existing_file_or_symlink_never_receives_the_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "dev.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    write_connection(path, {"WEBHOOK_SECRETS": "whsec_abc"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    path.unlink()
+    path.symlink_to(target)
+    write_connection(path, {"WEBHOOK_SECRETS": "whsec_abc"})
+    assert target.read_text() == "keep me" and not path.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.json", "elsewhere.txt"]  # no partial left

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class DevConnection:
 
     pid: int
     variables: dict[str, str]
+    started: float | None = None  # the writer's start time: a reused pid is not the writer
 
 
 def connection_path(environ: Mapping[str, str]) -> Path:
@@ -54,13 +56,18 @@ def client_variables(dev_env: Mapping[str, str], supplied: Mapping[str, str]) ->
 
 
 def write_connection(path: Path, variables: Mapping[str, str], pid: int | None = None) -> None:
-    """Atomically, and readable by the owner only: the file may hold dev secrets."""
+    """Atomically, and readable by the owner only: the file may hold dev secrets. The partial file is
+    a fresh one (``mkstemp``: created 0600, never an existing file or a symlink's target)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        json.dump({"pid": pid or os.getpid(), "variables": dict(variables)}, file, indent=2)
-    os.replace(partial, path)
+    pid = pid or os.getpid()
+    descriptor, partial = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            json.dump({"pid": pid, "started": _started(pid), "variables": dict(variables)}, file, indent=2)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def remove_connection(path: Path, pid: int | None = None) -> None:
@@ -75,16 +82,26 @@ def read_connection(path: Path, warn: Callable[[str], None]) -> DevConnection | 
     connection = _parse(path)
     if connection is None:
         return None
-    if not psutil.pid_exists(connection.pid):
+    if connection.started is None or _started(connection.pid) != connection.started:  # gone, or its pid reused
         warn(f"ignoring {path}: the webhooks dev that wrote it (pid {connection.pid}) is not running")
         return None
     return connection
 
 
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (None: no such process); with the pid, who wrote the file."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
 def _parse(path: Path) -> DevConnection | None:
     try:
         record = json.loads(path.read_text())
-        return DevConnection(int(record["pid"]), {str(k): str(v) for k, v in record["variables"].items()})
+        started = record.get("started")
+        return DevConnection(int(record["pid"]), {str(k): str(v) for k, v in record["variables"].items()},
+                             None if started is None else float(started))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -202,7 +202,8 @@ class DevSupervisor:
             self.stop.set()
 
     async def stop_on_signal(self) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # SIGHUP: the terminal was closed — stop as cleanly (and remove the connection file)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for _ in signals:
                 print("webhooks dev: stopping", file=sys.stderr, flush=True)
                 self.stop.set()
