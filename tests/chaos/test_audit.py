@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from dataclasses import replace
 
-from webhooks.chaos.audit import CIRCUIT_OPEN_TYPE, Attempt, Facts, Letter, StoredRow, audit
+from webhooks.chaos.audit import CIRCUIT_OPEN_TYPE, Attempt, Facts, Letter, OfferedLoad, StoredRow, audit
 from webhooks.chaos.plan import Chain, chain, chains
 
 START = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -166,3 +166,54 @@ def test_a_backlog_never_stored_never_recovered() -> None:
     dead_lettered = replace(facts, rows=rows, fault_windows=[(101.5, 102.5)],
                             letters=[Letter("not_found", missing, "usr_r_0")])
     assert round(audit(dead_lettered).recovery_seconds or 0, 3) == round(103.01 - 102.5, 3)  # the next 2xx
+
+
+def test_a_request_that_got_no_answer_is_a_finding() -> None:
+    """A connect error or a 30 s timeout (status None): no fault stops ingest, so it should always answer."""
+    c = _chain()
+    facts = _clean(c)
+    hung = [Attempt(e.provider_event_id, 90.0, 120.0, None) for e in c.events]
+    result = audit(replace(facts, attempts=[*hung, *facts.attempts]))
+    assert result.no_answer == 6 and result.status_codes["none"] == 6
+    assert result.lost == () and result.unacknowledged == ()  # every event got its 2xx in the end
+    assert result.findings(recovery_target_seconds=10) == ["no answer 6"]
+
+
+def test_a_2xx_that_started_before_the_circuit_opened_does_not_close_it() -> None:
+    e = _chain().events
+
+    def open_(event: int, started: float, finished: float) -> Attempt:
+        return Attempt(e[event].provider_event_id, started, finished, 503, retry_after=True,
+                       problem_type=CIRCUIT_OPEN_TYPE)
+
+    attempts = [open_(0, 9.99, 10.0),  # the provider is told: open
+                Attempt(e[1].provider_event_id, 5.0, 10.5, 202),  # a slow 2xx begun long before
+                open_(2, 11.0, 11.9),  # 900 ms: told open at 10.0, nothing started since answered 2xx
+                open_(3, 12.0, 12.001),
+                Attempt(e[4].provider_event_id, 12.5, 12.6, 202),  # started after the last open: closed
+                open_(5, 13.0, 13.002)]  # left out
+    result = audit(Facts(e, attempts, [], {}, sync_mode=True))
+    assert result.breaker_open_answers == 2
+    assert round(result.breaker_open_p99_ms or 0, 3) == 900.0
+    assert "breaker-open p99 900.0 ms > 10 ms" in result.findings(10)
+
+
+def test_the_offered_load_is_counted_in_the_fault_windows_and_outside() -> None:
+    planned = [event for c in chains("r", 40, 10, START) for event in c.events]
+    firsts = [e for e in planned if e.step == 0]
+    # 20 chains start in 0..10 s (fault 4..6 s: four of them), their second events 0.1 s later
+    attempts = []
+    for index, event in enumerate(firsts[:20]):
+        at = 100.0 + index * 0.5
+        attempts.append(Attempt(event.provider_event_id, at, at + 0.01, 202))
+        second = planned[planned.index(event) + 1]
+        if not 104.0 <= at < 106.0:  # inside the fault the chain waits on its first event
+            attempts.append(Attempt(second.provider_event_id, at + 0.1, at + 0.11, 202))
+        attempts.append(Attempt(event.provider_event_id, at + 0.2, at + 0.21, 202, resend=True))  # not counted
+    attempts.append(Attempt(firsts[0].provider_event_id, 100.3, 100.31, 503))  # a retry: not a first attempt
+    facts = Facts(planned, attempts, [], {}, fault_windows=[(104.0, 105.0), (104.5, 106.0), (120.0, 121.0)],
+                  load_window=(100.0, 110.0))
+    offered = audit(facts).offered
+    assert offered == OfferedLoad(first_attempts_in_faults=4 / 2, first_attempts_outside=(16 + 16) / 8,
+                                  chain_starts_in_faults=4 / 2, chain_starts_outside=16 / 8)
+    assert audit(replace(facts, load_window=None)).offered is None

@@ -16,7 +16,7 @@ from webhooks.chaos.faults import KAFKA, Scenario, db_outage, worker_kill
 from webhooks.chaos.load import LoadShape
 from webhooks.chaos.runner import RunResult, run_one
 
-SHAPE = LoadShape(rate_per_second=60, concurrency=16)
+SHAPE = LoadShape(rate_per_second=60, clients=16)
 
 
 async def _run(scenario: Scenario, tmp_path: Path) -> RunResult:
@@ -30,7 +30,8 @@ def _assert_nothing_lost_duplicated_or_reordered(result: RunResult) -> None:
     assert a.sent > 300 and a.answered_2xx == a.sent, a.unacknowledged[:5]
     assert a.lost == () and a.duplicated == () and a.order_violations == ()
     assert a.stored_once == a.answered_2xx
-    assert a.other_5xx == {} and a.dlq_caused == {}
+    assert a.other_5xx == {} and a.dlq_caused == {} and a.no_answer == 0
+    assert result.skipped_starts == 0
 
 
 async def test_workers_killed_mid_stream_lose_and_reorder_nothing(tmp_path: Path) -> None:
@@ -46,4 +47,7 @@ async def test_a_database_outage_in_http_mode_loses_nothing_and_answers_only_503
     result = await _run(scenario, tmp_path)
     _assert_nothing_lost_duplicated_or_reordered(result)
     assert result.audit.documented_503 > 0  # the outage was real: the provider was told to come back
+    offered = result.audit.offered  # and the load held through it: chains kept starting
+    assert offered and offered.chain_starts_in_faults and offered.chain_starts_outside
+    assert offered.chain_starts_in_faults > 0.8 * offered.chain_starts_outside, offered
     assert len(result.windows) == 1

@@ -11,10 +11,20 @@ final statuses, every dead letter) and this module judges them. The definitions:
 - **dead letters** are *expected* when they are the poison records the run wrote on purpose
   (with the reason they should get), and *caused by the run* when they hold a load event;
 - **other 5xx**: every 5xx answer except a 503 carrying ``Retry-After`` (the documented one);
+- **no answer**: every request that got none (connect error, reset, the provider's 30 s
+  timeout). Always a finding: no fault stops ingest itself, and ingest is meant to answer
+  through all of them — 503 + ``Retry-After`` while the api is down or its database is, a
+  timely 503 while the broker is frozen (SIGSTOP) — so a connection refused or an answer
+  never given is ingest failing its callers, not the fault showing through;
 - **breaker-open answers**: circuit-open 503s to requests that arrived while the provider had
-  been told the circuit is open (a circuit-open answer finished before, and no 2xx since). A
-  request that arrived while the circuit was closed and met it open on a retry waited for its
-  failed attempts first: it is not a fail-fast answer and is left out of their latency;
+  been told the circuit is open: a circuit-open answer finished before, and no 2xx *to a
+  request started after that answer* finished in between (a 2xx to a request that began
+  before the circuit opened says nothing about the circuit since). A request that arrived
+  while the circuit was closed and met it open on a retry waited for its failed attempts
+  first: it is not a fail-fast answer and is left out of their latency;
+- **offered load**: first attempts (an event's first POST) and chain starts (a chain's first
+  event's) per second inside the fault windows and outside them, over the load window: the
+  provider's load is open-loop, and these show it held through the faults;
 - **recovery**: per fault window, from its end until the first 2xx answer to an attempt started
   after it and, in kafka mode, every event answered 2xx before that end is stored. The run's
   recovery is the worst window's; a window followed by the next one before it recovered is
@@ -27,6 +37,7 @@ final statuses, every dead letter) and this module judges them. The definitions:
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence, Set
@@ -90,6 +101,17 @@ class Facts:
     poison: Mapping[str, str] = field(default_factory=dict)  # record key → the reason it should get
     fault_windows: Sequence[tuple[float, float]] = ()
     sync_mode: bool = False
+    load_window: tuple[float, float] | None = None  # wall clock: the first chain's start → the last's
+
+
+@dataclass(frozen=True)
+class OfferedLoad:
+    """Per second, inside the fault windows and outside them (None: no such time in the load window)."""
+
+    first_attempts_in_faults: float | None
+    first_attempts_outside: float | None
+    chain_starts_in_faults: float | None
+    chain_starts_outside: float | None
 
 
 @dataclass(frozen=True)
@@ -108,11 +130,13 @@ class Audit:
     status_codes: Mapping[str, int]  # "202", "503", "none" (no answer) …
     documented_503: int
     other_5xx: Mapping[str, int]
+    no_answer: int
     breaker_open_answers: int
     breaker_open_p50_ms: float | None
     breaker_open_p99_ms: float | None
     recovery_seconds: float | None
     longest_wait_seconds: float | None
+    offered: OfferedLoad | None = None
 
     def findings(self, recovery_target_seconds: float, breaker_p99_target_ms: float = 10.0) -> list[str]:
         """What misses the targets; empty when the run passes."""
@@ -120,7 +144,8 @@ class Audit:
                   ("order violations", len(self.order_violations)), ("unacknowledged", len(self.unacknowledged)),
                   ("dead letters caused by the run", sum(self.dlq_caused.values())),
                   ("poison records not dead-lettered as expected", len(self.poison_missing)),
-                  ("5xx other than 503 + Retry-After", sum(self.other_5xx.values()))]
+                  ("5xx other than 503 + Retry-After", sum(self.other_5xx.values())),
+                  ("no answer", self.no_answer)]
         found = [f"{what} {count}" for what, count in counts if count]
         if self.recovery_seconds == math.inf:
             found.append("never recovered")
@@ -152,16 +177,61 @@ def _order_violation(entity: str, rows: list[StoredRow], steps: Mapping[str, int
 
 def _fail_fast_latencies(attempts: Sequence[Attempt]) -> list[float]:
     open_finishes = sorted(a.finished_at for a in attempts if a.problem_type == CIRCUIT_OPEN_TYPE)
-    ok_finishes = sorted(a.finished_at for a in attempts if a.ok)
+    oks = sorted((a.finished_at, a.started_at) for a in attempts if a.ok)
+    ok_finishes = [finished for finished, _ in oks]
+    latest_ok_start = list(itertools.accumulate((started for _, started in oks), max))  # of 2xx finished so far
     latencies = []
     for attempt in attempts:
         if attempt.problem_type != CIRCUIT_OPEN_TYPE:
             continue
         opened = bisect.bisect_left(open_finishes, attempt.started_at)
-        closed = bisect.bisect_left(ok_finishes, attempt.started_at)
-        if opened and (not closed or open_finishes[opened - 1] > ok_finishes[closed - 1]):
+        if not opened:
+            continue  # nobody had been told the circuit is open
+        told_open = open_finishes[opened - 1]
+        closed = bisect.bisect_left(ok_finishes, attempt.started_at)  # 2xx finished before this one started
+        if not closed or latest_ok_start[closed - 1] < told_open:
             latencies.append(attempt.latency_ms)
     return latencies
+
+
+def _merged(windows: Iterable[tuple[float, float]], within: tuple[float, float]) -> list[tuple[float, float]]:
+    low, high = within
+    clipped = sorted((max(a, low), min(b, high)) for a, b in windows if min(b, high) > max(a, low))
+    merged: list[tuple[float, float]] = []
+    for a, b in clipped:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def offered_load(facts: Facts) -> OfferedLoad | None:
+    """First attempts and chain starts a second, in the fault windows and outside them (within the load window)."""
+    if facts.load_window is None:
+        return None
+    low, high = facts.load_window
+    windows = _merged(facts.fault_windows, facts.load_window)
+    starts = [a for a, _ in windows]
+    steps = {e.provider_event_id: e.step for e in facts.planned}
+    first: dict[str, float] = {}
+    for attempt in facts.attempts:
+        if not attempt.resend and attempt.started_at < first.get(attempt.provider_event_id, math.inf):
+            first[attempt.provider_event_id] = attempt.started_at
+    counts = {(True, False): 0, (True, True): 0, (False, False): 0, (False, True): 0}  # (in a fault, chain start)
+    for event, at in first.items():
+        if low <= at < high:
+            index = bisect.bisect_right(starts, at) - 1
+            counts[(index >= 0 and at < windows[index][1], steps.get(event) == 0)] += 1
+    in_faults = sum(b - a for a, b in windows)
+    outside = (high - low) - in_faults
+
+    def rate(count: int, seconds: float) -> float | None:
+        return count / seconds if seconds > 0 else None
+
+    return OfferedLoad(rate(counts[(True, False)] + counts[(True, True)], in_faults),
+                       rate(counts[(False, False)] + counts[(False, True)], outside),
+                       rate(counts[(True, True)], in_faults), rate(counts[(False, True)], outside))
 
 
 def _recovered_at(facts: Facts, end: float, first_ok: Mapping[str, float],
@@ -229,10 +299,12 @@ def audit(facts: Facts) -> Audit:
         status_codes=dict(codes),
         documented_503=documented,
         other_5xx=dict(other),
+        no_answer=codes.get("none", 0),
         breaker_open_answers=len(open_answers),
         breaker_open_p50_ms=percentile(open_answers, 0.5),
         breaker_open_p99_ms=percentile(open_answers, 0.99),
         recovery_seconds=_recovery(facts, first_ok, stored_at, letter_events),
         longest_wait_seconds=None if facts.sync_mode else max(
             (stored_at[e] - at for e, at in first_ok.items() if e in stored_at), default=None),
+        offered=offered_load(facts),
     )

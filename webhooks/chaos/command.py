@@ -27,10 +27,19 @@ async def run_chaos_command(names: Sequence[str], modes: Sequence[Mode], rate: f
     report.draw(results, RESULTS / "results.png", title)
     text = "\n\n".join([
         f"# Chaos\n\nMeasured {dt.date.today()} on {machine()}; the processes run as the Procfiles run them, on "
-        f"the embedded PostgreSQL and broker, under a steady signed load of {rate:g} webhooks/s (first attempts; "
-        "provider retries come on top) of per-order chains, with the faults below. Configured beside the "
+        f"the embedded PostgreSQL and broker, under an open-loop signed load of per-order chains, with the faults "
+        f"below: a new chain starts every 1/{rate:g} × 3.5 s (3.5 events a chain on average), whatever became "
+        f"of the ones before, so a healthy system gets about {rate:g} first attempts a second (provider retries "
+        "come on top); a chain's next event goes out right after its previous one's 2xx, so during a fault the "
+        "started chains wait on their retries while new ones keep starting. Configured beside the "
         f"defaults: {report.settings_line()}.",
         report.table(results),
+        "## Offered load\n\nPer second within the load window, inside the fault windows and outside them "
+        "(a chain start is the first attempt of its first event). Chain starts hold through the faults; first "
+        "attempts inside a fault are mostly those chains' first events, as the later ones wait on a 2xx; outside "
+        "they include the burst of held events once it is over. The provider sends through 96 one-connection "
+        "clients: while ingest holds its answers (broker outage: ~5 s each) they bound the chain starts too.\n\n"
+        + report.load_table(results),
         "![2xx/s, backlog, lag, breaker state; fault windows shaded](results.png)",
         "## Details\n\n" + (report.details(results) or "nothing to follow up"),
         f"(`webhooks chaos` took {took:.0f} s; process logs in `chaos/logs/`.)",

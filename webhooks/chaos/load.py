@@ -1,14 +1,27 @@
-"""The provider: signed webhooks at a steady rate, each order's chain strictly in order, retried until 2xx.
+"""The provider: signed webhooks under an open-loop load, each order's chain strictly in order, retried until 2xx.
 
-A chain's next event goes out only after the previous one was answered 2xx, so the order
-the shards should show is defined. Every first attempt takes a ticket from a steady ticker
-(the offered rate); retries do not: they are paced by exponential backoff capped at 2 s, with
-full jitter (a ``Retry-After`` longer than the cap is not waited out: the provider is eager). A
-non-2xx answer other than 4xx, or no answer, is retried until 2xx or the drain deadline; a 4xx
-ends the chain (a provider gives up on it). A fraction of
-events is sent once more after its 2xx — a provider duplicate with the same ``webhook-id``.
-Every attempt is recorded (wall-clock times, so the audit can compare them with the rows'
-``stored_at``).
+Open loop: a steady ticker starts a new chain on every tick, whatever became of the chains
+before it — a provider's customers keep paying while its webhook endpoint is down. The ticks
+come at ``rate_per_second / L`` (L: the mean events per chain, 3.5), so a healthy system gets
+about ``rate_per_second`` first attempts a second. A chain's next event goes out only after the
+previous one was answered 2xx (right after it: the order the shards should show is defined),
+so during a fault the started chains wait on their retries while new ones keep arriving; the
+only bound is ``max_chains`` in flight (a tick that finds that many is dropped and counted in
+``skipped_starts``). Retries are paced by exponential backoff capped at 2 s, with full jitter
+(a ``Retry-After`` longer than the cap is not waited out: the provider is eager). A non-2xx
+answer other than 4xx, or no answer, is retried until 2xx or the drain deadline; a 4xx ends
+the chain (a provider gives up on it). A fraction of events is sent once more after its 2xx —
+a provider duplicate with the same ``webhook-id``. Every attempt is recorded (wall-clock
+times, so the audit can compare them with the rows' ``stored_at``).
+
+Every request takes one client of one connection from a pool of ``clients`` and gives it back
+after its answer, so no two requests ever share an httpx pool (requests sharing one race for
+its first idle connection — httpcore 1.0.9, encode/httpcore#822 — and the losers go round the
+pool again: 10–28 ms measured on answers ingest gave in 3 ms). An attempt's clock starts once
+it holds a client. The clients bound the requests in flight: while ingest holds its answers
+(a frozen broker: ~5 s each, its delivery timeout) they bound the chain starts too. Opening
+more clients on demand was tried: during the database outage ~1,400 retrying chains then
+hit ingest at once and its circuit-open answers took up to 14 s (p99).
 """
 
 from __future__ import annotations
@@ -16,7 +29,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -32,77 +46,98 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class LoadShape:
-    rate_per_second: float = 120.0
-    concurrency: int = 48
+    rate_per_second: float = 120.0  # first attempts a second while every chain gets 2xx at once
+    clients: int = 96  # one-connection clients, each serving one request at a time
+    max_chains: int = 2000  # chains in flight at most; a start beyond is dropped and counted
     resend_fraction: float = 0.05
+
+
+class _Pool:
+    """Clients of one connection each, lent to one request at a time."""
+
+    def __init__(self, give: trio.MemorySendChannel[httpx.AsyncClient],
+                 take: trio.MemoryReceiveChannel[httpx.AsyncClient]) -> None:
+        self._give, self._take = give, take
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        client = await self._take.receive()
+        try:
+            yield client
+        finally:
+            self._give.send_nowait(client)
 
 
 class Provider:
     """Sends the chains; ``attempts`` and ``ok_answers`` grow as it goes (the sampler reads them)."""
 
-    def __init__(self, ingest_url: str, secret: bytes, shape: LoadShape, seed: int = 1) -> None:
+    def __init__(self, ingest_url: str, secret: bytes, shape: LoadShape, seed: int = 1,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.ingest_url, self.secret, self.shape = ingest_url, secret, shape
         self.attempts: list[Attempt] = []
         self.ok_answers = 0
         self.acknowledged: set[str] = set()  # events answered 2xx at least once
+        self.chains_started = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.skipped_starts = 0  # ticks that found ``max_chains`` in flight
+        self.chains_ran_out = False  # the load window outlasted the planned chains
+        self._transport = transport  # tests: a fake ingest
         self._rng = random.Random(seed)
 
     async def run(self, chains: Sequence[Chain], load_seconds: float, drain_seconds: float) -> None:
         """Start chains for ``load_seconds``; then finish the started ones within ``drain_seconds`` more."""
         now = trio.current_time()
         load_end, drain_end = now + load_seconds, now + load_seconds + drain_seconds
-        send_chains, receive_chains = trio.open_memory_channel[Chain](0)
-        send_tickets, receive_tickets = trio.open_memory_channel[None](0)
+        mean_events = sum(len(c.events) for c in chains) / max(len(chains), 1)
+        interval = mean_events / self.shape.rate_per_second
         with trio.move_on_after(load_seconds + drain_seconds):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._tick, send_tickets, load_end)
-                for _ in range(self.shape.concurrency):
-                    nursery.start_soon(self._send_chains, receive_chains.clone(), receive_tickets.clone(), drain_end)
-                receive_chains.close()
-                receive_tickets.close()
-                async with send_chains:
-                    for one in chains:
-                        if trio.current_time() >= load_end:
-                            break
-                        await send_chains.send(one)
-
-    async def _tick(self, tickets: trio.MemorySendChannel[None], until: float) -> None:
-        interval = 1.0 / self.shape.rate_per_second
-        async with tickets:
-            next_at = trio.current_time()
-            while next_at < until:
-                await trio.sleep_until(next_at)
-                with trio.move_on_after(interval):  # nobody free to send: that ticket is not owed later
-                    try:
-                        await tickets.send(None)
-                    except trio.BrokenResourceError:
-                        return  # every chain is done
-                next_at += interval
-
-    async def _send_chains(self, chains: trio.MemoryReceiveChannel[Chain],
-                           tickets: trio.MemoryReceiveChannel[None], drain_end: float) -> None:
-        """One sender: its own client of one connection. (Senders sharing one pool race for its first
-        idle connection when they start together — httpcore 1.0.9, encode/httpcore#822 — and the
-        losers go round the pool again: 10–28 ms measured on answers ingest gave in 3 ms.)"""
-        async with chains, tickets, httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS,
-                                                      limits=httpx.Limits(max_connections=1)) as client:
-            async for one in chains:
-                for event in one.events:
-                    try:
-                        await tickets.receive()
-                    except trio.EndOfChannel:
-                        pass  # the load window is over: finish this chain unpaced
-                    if not await self._deliver(client, event, drain_end):
+            async with self._clients() as clients, trio.open_nursery() as nursery:
+                pending = iter(chains)
+                next_at = now
+                while next_at < load_end:
+                    await trio.sleep_until(next_at)
+                    next_at += interval
+                    if self.in_flight >= self.shape.max_chains:
+                        self.skipped_starts += 1
+                        continue
+                    one = next(pending, None)
+                    if one is None:
+                        self.chains_ran_out = True
                         break
+                    self.in_flight += 1
+                    self.chains_started += 1
+                    self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                    nursery.start_soon(self._send_chain, clients, one, drain_end)
 
-    async def _deliver(self, client: httpx.AsyncClient, event: PlannedEvent, drain_end: float) -> bool:
+    @asynccontextmanager
+    async def _clients(self) -> AsyncIterator[_Pool]:
+        give, take = trio.open_memory_channel[httpx.AsyncClient](self.shape.clients)
+        async with AsyncExitStack() as stack:
+            for _ in range(self.shape.clients):
+                give.send_nowait(await stack.enter_async_context(httpx.AsyncClient(
+                    timeout=REQUEST_TIMEOUT_SECONDS, limits=httpx.Limits(max_connections=1),
+                    transport=self._transport)))
+            yield _Pool(give, take)
+
+    async def _send_chain(self, clients: _Pool,
+                          one: Chain, drain_end: float) -> None:
+        try:
+            for event in one.events:
+                if not await self._deliver(clients, event, drain_end):
+                    break
+        finally:
+            self.in_flight -= 1
+
+    async def _deliver(self, clients: _Pool,
+                       event: PlannedEvent, drain_end: float) -> bool:
         """Until 2xx (True), a 4xx or the drain deadline (False)."""
         failures = 0
         while True:
-            attempt = await self._post(client, event)
+            attempt = await self._post(clients, event)
             if attempt.ok:
                 if self._rng.random() < self.shape.resend_fraction:
-                    await self._post(client, event, resend=True)
+                    await self._post(clients, event, resend=True)
                 return True
             if attempt.status is not None and 400 <= attempt.status < 500:
                 return False
@@ -113,7 +148,17 @@ class Provider:
                 return False
             await trio.sleep(delay)
 
-    async def _post(self, client: httpx.AsyncClient, event: PlannedEvent, *, resend: bool = False) -> Attempt:
+    async def _post(self, clients: _Pool,
+                    event: PlannedEvent, *, resend: bool = False) -> Attempt:
+        async with clients.client() as client:
+            attempt = await self._post_with(client, event, resend)
+        self.attempts.append(attempt)
+        if attempt.ok:
+            self.ok_answers += 1
+            self.acknowledged.add(event.provider_event_id)
+        return attempt
+
+    async def _post_with(self, client: httpx.AsyncClient, event: PlannedEvent, resend: bool) -> Attempt:
         body = json.dumps(event.payload).encode()
         webhook_id, timestamp = f"msg_{event.provider_event_id}", int(time.time())
         headers = {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
@@ -123,16 +168,10 @@ class Provider:
             response = await client.post(f"{self.ingest_url}/webhooks/payments/{event.kind}", content=body,
                                          headers=headers)
         except httpx.TransportError:
-            attempt = Attempt(event.provider_event_id, started, time.time(), None, resend=resend)
-        else:
-            attempt = Attempt(event.provider_event_id, started, time.time(), response.status_code,
-                              retry_after="retry-after" in response.headers,
-                              problem_type=_problem_type(response), resend=resend)
-        self.attempts.append(attempt)
-        if attempt.ok:
-            self.ok_answers += 1
-            self.acknowledged.add(event.provider_event_id)
-        return attempt
+            return Attempt(event.provider_event_id, started, time.time(), None, resend=resend)
+        return Attempt(event.provider_event_id, started, time.time(), response.status_code,
+                       retry_after="retry-after" in response.headers,
+                       problem_type=_problem_type(response), resend=resend)
 
 
 def _problem_type(response: httpx.Response) -> str | None:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 HEADER = ("| scenario | mode | sent | 2xx | stored once | lost | duplicated | order violations | unacked "
-          "| DLQ expected | DLQ caused by the fault | 5xx other than 503 | 503 + Retry-After "
+          "| DLQ expected | DLQ caused by the fault | 5xx other than 503 | 503 + Retry-After | no answer "
           "| breaker-open p50 / p99 ms | recovery s | longest wait s | verdict |")
 
 
@@ -37,14 +37,34 @@ def row(result: RunResult) -> str:
     cells = [result.scenario, result.mode, f"{a.sent:,}", f"{a.answered_2xx:,}", f"{a.stored_once:,}",
              str(len(a.lost)), str(len(a.duplicated)), str(len(a.order_violations)), str(len(a.unacknowledged)),
              _counts(a.dlq_expected), _counts(a.dlq_caused), _counts(a.other_5xx), f"{a.documented_503:,}",
-             _latencies(a.breaker_open_p50_ms, a.breaker_open_p99_ms), _number(a.recovery_seconds),
+             f"{a.no_answer:,}", _latencies(a.breaker_open_p50_ms, a.breaker_open_p99_ms), _number(a.recovery_seconds),
              _number(a.longest_wait_seconds), verdict]
     return "| " + " | ".join(cells) + " |"
 
 
 def table(results: Sequence[RunResult]) -> str:
-    separator = "|" + "---|" * 2 + "---:|" * 14 + "---|"
+    separator = "|" + "---|" * 2 + "---:|" * 15 + "---|"
     return "\n".join([HEADER, separator, *(row(r) for r in results)])
+
+
+LOAD_HEADER = ("| scenario | mode | chains started | chains at once, most | starts dropped at the cap "
+               "| chain starts/s in faults / outside | first attempts/s in faults / outside |")
+
+
+def _pair(inside: float | None, outside: float | None) -> str:
+    return f"{_number(inside)} / {_number(outside)}"
+
+
+def load_table(results: Sequence[RunResult]) -> str:
+    """The offered load of each run: open-loop chain starts, and the first attempts they and their chains made."""
+    lines = [LOAD_HEADER, "|---|---|" + "---:|" * 5]
+    for r in results:
+        o = r.audit.offered
+        starts = "–" if o is None else _pair(o.chain_starts_in_faults, o.chain_starts_outside)
+        firsts = "–" if o is None else _pair(o.first_attempts_in_faults, o.first_attempts_outside)
+        lines.append(f"| {r.scenario} | {r.mode} | {r.chains_started:,} | {r.most_in_flight:,} | "
+                     f"{r.skipped_starts:,} | {starts} | {firsts} |")
+    return "\n".join(lines)
 
 
 def details(results: Sequence[RunResult]) -> str:

@@ -59,6 +59,9 @@ class RunResult:
     started: float  # wall clock at the load's start
     seconds: float  # the whole run, stack start to audit
     attempts: tuple[Attempt, ...] = ()
+    chains_started: int = 0
+    most_in_flight: int = 0  # chains at once
+    skipped_starts: int = 0  # chain starts dropped at ``LoadShape.max_chains``
 
 
 def recovery_target(scenario: Scenario) -> float:
@@ -98,7 +101,7 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
     begun = time.monotonic()
     load_seconds = load_seconds or scenario.load_seconds
     tag = f"{scenario.name.replace('-', '_')}_{mode}_{int(time.time()) % 100000}"
-    count = int(shape.rate_per_second * load_seconds / 2) + 20  # more chains than the window can start
+    count = int(shape.rate_per_second * load_seconds / 2) + 20  # more chains than the window starts (rate / 3.5)
     chains = plan.chains(tag, count, users=max(count // 3, 1), start=dt.datetime.now(dt.UTC), seed=seed)
     urls = await deps.fresh_shards(tag, chains)
     prefix = f"{tag}."
@@ -134,11 +137,19 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
         rows, final = await read_shards(deps.loop, urls)
         nursery.cancel_scope.cancel()
     planned = [event for one in chains for event in one.events]
-    facts = Facts(planned, provider.attempts, rows, final, letters, stage.poison, stage.windows, mode != "kafka")
+    facts = Facts(planned, provider.attempts, rows, final, letters, stage.poison, stage.windows, mode != "kafka",
+                  load_window=(started_wall, started_wall + load_seconds))
     result = audit(facts)
-    findings = tuple(result.findings(recovery_target(scenario)) + system.crashes)
+    load_findings = []
+    if provider.skipped_starts:
+        load_findings.append(f"the load did not hold: {provider.skipped_starts} chain starts dropped at "
+                             f"{shape.max_chains} chains in flight")
+    if provider.chains_ran_out:
+        load_findings.append(f"the load did not hold: all {len(chains)} planned chains started before the window ended")
+    findings = tuple(result.findings(recovery_target(scenario)) + system.crashes + load_findings)
     return RunResult(scenario.name, mode, result, findings, tuple(timeline.samples), tuple(stage.windows),
-                     started_wall, time.monotonic() - begun, tuple(provider.attempts))
+                     started_wall, time.monotonic() - begun, tuple(provider.attempts), provider.chains_started,
+                     provider.most_in_flight, provider.skipped_starts)
 
 
 def selected(names: Sequence[str], modes: Sequence[Mode]) -> list[tuple[Scenario, Mode]]:
@@ -158,7 +169,8 @@ async def run_chaos(runs: list[tuple[Scenario, Mode]], shape: LoadShape, log_roo
             result = await run_one(deps, scenario, mode, shape, log_root)
             a = result.audit
             report(f"  sent {a.sent}, 2xx {a.answered_2xx}, stored once {a.stored_once}, lost {len(a.lost)}, "
-                   f"duplicated {len(a.duplicated)}, order violations {len(a.order_violations)}; "
+                   f"duplicated {len(a.duplicated)}, order violations {len(a.order_violations)}, "
+                   f"no answer {a.no_answer}, chains at once ≤ {result.most_in_flight}; "
                    f"{'; '.join(result.findings) or 'pass'} ({result.seconds:.0f} s)")
             results.append(result)
     return results
