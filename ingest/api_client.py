@@ -135,12 +135,13 @@ _ATTEMPT_RESULTS = {Result.SUCCESS: "ok", Result.FAILURE: "failed", Result.RELEA
 
 
 @contextmanager
-def _counted_attempt() -> Iterator[None]:
-    """``ingest_api_calls_total`` by how the attempt went, in the breaker's terms."""
+def counted_attempt(answers: tuple[type[Exception], ...] = BREAKER_ANSWERS) -> Iterator[None]:
+    """``ingest_api_calls_total`` by how the attempt went, in the breaker's terms (``answers``:
+    the exceptions that are the api's answer, not its failure)."""
     try:
         yield
     except BaseException as exc:
-        API_CALLS.labels(_ATTEMPT_RESULTS[result_of(exc, BREAKER_ANSWERS)]).inc()
+        API_CALLS.labels(_ATTEMPT_RESULTS[result_of(exc, answers)]).inc()
         raise
     API_CALLS.labels("ok").inc()
 
@@ -175,7 +176,7 @@ class ResilientApiClient:
 
     async def _attempt(self, send: Callable[[U], Awaitable[Outcome]], update: U) -> Outcome:
         async with self._breaker.permit(answers=BREAKER_ANSWERS):
-            with _counted_attempt():
+            with counted_attempt():
                 return await self._send_in_time(send, update)
 
     async def _send_in_time(self, send: Callable[[U], Awaitable[Outcome]], update: U) -> Outcome:

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
 
-from ingest.breaker_actor import CircuitBreakerActor, result_of
-from ingest.circuit_breaker import Result
-from ingest.metrics import API_BATCH_SIZE, API_CALLS
+from ingest.api_client import counted_attempt
+from ingest.breaker_actor import CircuitBreakerActor
+from ingest.metrics import API_BATCH_SIZE
 from shared.domain import Outcome
 from shared.errors import BadGateway, GatewayTimeout, WebhookError, error_for_problem_type, rejects_the_event
 from shared.logs import get_logger
@@ -59,7 +58,6 @@ class PartlyAnswered(TransientFailure):
 
 
 BREAKER_ANSWERS: tuple[type[Exception], ...] = (WebhookError, PartlyAnswered)
-_ATTEMPT_RESULTS = {Result.SUCCESS: "ok", Result.FAILURE: "failed", Result.RELEASED: "cancelled"}
 
 
 def answer_for(result: ItemResult) -> Answer:
@@ -208,7 +206,7 @@ class UpdateForwarder:
             if not call.still_waiting():
                 return
             async with self._breaker.permit(answers=BREAKER_ANSWERS):
-                with _counted_attempt():
+                with counted_attempt(BREAKER_ANSWERS):
                     API_BATCH_SIZE.observe(len(call.pending))
                     results = await self._send_in_time([waiter.item for waiter in call.pending])
                     call.settle([answer_for(result) for result in results])
@@ -224,14 +222,3 @@ class UpdateForwarder:
         if len(results) != len(items):
             raise BadGateway(f"the api answered {len(results)} results for {len(items)} updates")
         return results
-
-
-@contextmanager
-def _counted_attempt() -> Iterator[None]:
-    """``ingest_api_calls_total`` by how the attempt went, in the breaker's terms."""
-    try:
-        yield
-    except BaseException as exc:
-        API_CALLS.labels(_ATTEMPT_RESULTS[result_of(exc, BREAKER_ANSWERS)]).inc()
-        raise
-    API_CALLS.labels("ok").inc()

@@ -17,7 +17,13 @@ import hmac
 from collections.abc import Mapping, Sequence
 
 from ingest.metrics import PROVIDER_EVENTS_IGNORED
-from ingest.signatures import MAX_SIGNATURE_HEADER_BYTES, MAX_SIGNATURES, MAX_TIMESTAMP_DIGITS, TOLERANCE_SECONDS
+from ingest.signatures import (
+    MAX_SIGNATURE_HEADER_BYTES,
+    MAX_SIGNATURES,
+    MAX_TIMESTAMP_DIGITS,
+    TOLERANCE_SECONDS,
+    require_a_match,
+)
 from shared.envelope import Webhook
 from shared.errors import ProviderNotConfigured, Unauthorized
 from shared.stripe_events import Ignored, map_stripe_event
@@ -56,13 +62,7 @@ def verify_signature(secrets: Sequence[bytes], header: bytes | None, body: bytes
     if len(presented) > MAX_SIGNATURES:
         raise Unauthorized(f"Stripe-Signature lists more than {MAX_SIGNATURES} v1 signatures")
     message = timestamp + b"." + body
-    expected = [_mac(secret, message) for secret in secrets]
-    matched = False
-    for candidate in presented:
-        for good in expected:
-            matched |= hmac.compare_digest(candidate, good)
-    if not matched:
-        raise Unauthorized("no valid signature")
+    require_a_match(presented, [_mac(secret, message) for secret in secrets])
 
 
 class Stripe:
