@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from webhooks.soak.load_rate import LoadRate
-from webhooks.soak.samples import Check, Sample, minutes
+from webhooks.soak.samples import Check, Minute, Sample, minutes
 
 
 def _ms(value: float | None) -> str:
@@ -22,6 +22,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def markdown(samples: Sequence[Sample], checks: Sequence[Check], rate: LoadRate, length_minutes: float,
              k6_summary: Mapping[str, object], stored: int, machine: str) -> str:
     names = list(samples[-1].rss_mb) if samples else []
+    cpu_names = list(samples[-1].cpu_percent) if samples else []
     accepted, failed = sum(s.accepted for s in samples), sum(s.failed for s in samples)
     verdict = "every target met" if all(c.passed for c in checks) else "**some targets missed**"
     lines = [f"# Soak\n\nMeasured {dt.date.today()} on {machine}; k6, the broker, PostgreSQL and the services share "
@@ -39,17 +40,37 @@ def markdown(samples: Sequence[Sample], checks: Sequence[Check], rate: LoadRate,
              f"Whole run p99 (k6): {_ms(_k6_p99(k6_summary))} ms. Result: {verdict}.\n",
              "## Targets\n", *_table(["check", "measured", "target", "met"],
                                      [[c.what, c.measured, c.target, "yes" if c.passed else "**no**"] for c in checks]),
-             "\n## Per minute\n\nRSS in MB at the minute's end; p99 of all the minute's requests.\n",
-             *_table(["minute", *names, "p99 ms", "webhooks/s", "failed"],
+             "\n## Per minute\n\nRSS in MB at the minute's end; p99 of all the minute's requests; p99 of the "
+             "broker's acknowledgements to ingest in the minute (from ingest's `kafka_delivery_seconds` histogram, "
+             "interpolated within its buckets: a 202 waits for one); CPU as % of one core, the minute's mean.\n",
+             *_attribution(minutes(samples)),
+             *_table(["minute", *names, "p99 ms", "broker acks p99 ms", *(f"{n} CPU %" for n in cpu_names),
+                      "webhooks/s", "failed"],
                      [[str(m.number), *(f"{m.rss_mb.get(n, 0):.1f}" for n in names), _ms(m.p99_ms),
+                       _ms(m.ack_p99_ms), *(f"{m.cpu_percent.get(n, 0):.0f}" for n in cpu_names),
                        f"{m.accepted / 60:.0f}", str(m.failed)] for m in minutes(samples)]),
              "\n![RSS and p99 over the soak](results.png)\n",
              "<details><summary>Every 10 s sample</summary>\n",
-             *_table(["s", *names, "p99 ms", "webhooks/s"],
+             *_table(["s", *names, "p99 ms", "broker acks p99 ms", *(f"{n} CPU %" for n in cpu_names),
+                      "webhooks/s"],
                      [[f"{s.seconds:.0f}", *(f"{s.rss_mb.get(n, 0):.1f}" for n in names), _ms(s.p99_ms),
+                       _ms(s.ack_p99_ms), *(f"{s.cpu_percent.get(n, 0):.0f}" for n in cpu_names),
                        f"{s.accepted / 10:.0f}"] for s in samples]),
              "\n</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _attribution(whole_minutes: Sequence[Minute]) -> list[str]:
+    """One sentence on whose latency climbed: the requests' p99 against the broker's acks, first minute to last."""
+    measured = [m for m in whole_minutes if m.p99_ms and m.ack_p99_ms]
+    if len(measured) < 2:
+        return []
+    first, last = measured[0], measured[-1]
+    broker = (f"; the broker's CPU {first.cpu_percent['broker']:.0f} → {last.cpu_percent['broker']:.0f} %"
+              if "broker" in first.cpu_percent and "broker" in last.cpu_percent else "")
+    return [f"From minute {first.number} to {last.number} the requests' p99 went {first.p99_ms:.0f} → "
+            f"{last.p99_ms:.0f} ms and the broker's acknowledgements' p99 {first.ack_p99_ms:.0f} → "
+            f"{last.ack_p99_ms:.0f} ms{broker}.\n"]
 
 
 def k6_count(summary: Mapping[str, object], metric: str) -> int:
@@ -88,6 +109,8 @@ def draw(samples: Sequence[Sample], path: Path, title: str) -> None:
     memory.legend(loc="lower right")
     memory.set_title("RSS per process (limits: ingest and api 150 MB, workers 250 MB)")
     latency.plot(seconds, [s.p99_ms if s.p99_ms is not None else float("nan") for s in samples], label="p99 per 10 s")
+    latency.plot(seconds, [s.ack_p99_ms if s.ack_p99_ms is not None else float("nan") for s in samples],
+                 label="broker acks p99 per 10 s", linestyle=":")
     per_minute = minutes(samples)
     if per_minute:  # minute m spans (m-1, m]: a step drawn back from each minute's end
         values = [m.p99_ms or float("nan") for m in per_minute]

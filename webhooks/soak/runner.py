@@ -4,21 +4,25 @@ k6 (``signed_stream.js``) sends signed webhooks at a constant arrival rate for N
 while this samples, every 10 s, the RSS of every process — ingest, api, both workers, and
 for reference the embedded broker and PostgreSQL (which are not judged: tansu keeps every
 record in memory by design, and PostgreSQL's RSS counts its shared buffers once per
-backend) — and the p99 of the requests k6 reported in that interval (``k6_csv``). Then
-``soak/results.md`` and ``soak/results.png``. Everything shares the machine with k6.
+backend) — their CPU, the p99 of the requests k6 reported in that interval (``k6_csv``), and
+the p99 of the broker's acknowledgements as ingest timed them (``broker_acks``: a 202 waits for
+one, so this says whether a climbing p99 is ours or the broker's). Then ``soak/results.md`` and
+``soak/results.png``. Everything shares the machine with k6.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import httpx
 import psutil
 import trio
 import trio_asyncio
@@ -26,12 +30,12 @@ import trio_asyncio
 from webhooks.bench.ingest_modes import SECRET
 from webhooks.bench.k6 import k6_binary
 from webhooks.bench.runner import machine, progress
-from webhooks.bench.stack import postgres_processes
 from webhooks.embedded import open_embedded_broker, open_embedded_postgres
 from webhooks.procfile import PROJECT_ROOT
 from webhooks.soak import report
 from webhooks.soak.k6_csv import CsvTail
 from webhooks.soak.load_rate import PROBE_RATE, PROBE_SECONDS, LoadRate, choose_rate
+from webhooks.soak.meters import Meters, Reading
 from webhooks.soak.samples import SAMPLE_SECONDS, Delivery, Sample, delivery_checks, judge
 from webhooks.soak.stack import USERS, SoakStack, open_soak_stack
 
@@ -86,7 +90,10 @@ async def _load_and_sample(stack: SoakStack, rate: LoadRate, minutes: float, wor
             "--out", f"csv={csv_path}", str(SCRIPT)]
     finished = trio.Event()
     samples: list[Sample] = []
-    async with trio.open_nursery() as nursery:
+    meters = Meters(stack.processes, pg_port, broker, stack.ingest_metrics_url)
+    async with httpx.AsyncClient(timeout=5.0) as client, trio.open_nursery() as nursery:
+        await meters.start(client)
+
         async def load() -> None:
             try:
                 await trio.run_process(argv, env=env, stdout=subprocess.DEVNULL)
@@ -94,12 +101,11 @@ async def _load_and_sample(stack: SoakStack, rate: LoadRate, minutes: float, wor
                 finished.set()
 
         nursery.start_soon(load)
-        await _sample_until(finished, CsvTail(csv_path), lambda: _rss_mb(stack.processes, pg_port, broker),
-                            samples, minutes)
+        await _sample_until(finished, CsvTail(csv_path), lambda: meters.read(client), samples, minutes)
     return samples, json.loads(summary_path.read_text())
 
 
-async def _sample_until(finished: trio.Event, k6: CsvTail, rss: Callable[[], dict[str, float]],
+async def _sample_until(finished: trio.Event, k6: CsvTail, read: Callable[[], Awaitable[Reading]],
                         samples: list[Sample], minutes: float) -> None:
     """A sample every 10 s of the load; what k6 reports after the last tick (it finishes the requests
     in flight) is folded into the last sample."""
@@ -110,42 +116,28 @@ async def _sample_until(finished: trio.Event, k6: CsvTail, rss: Callable[[], dic
         if finished.is_set() and samples:
             break
         interval = await trio.to_thread.run_sync(k6.read)
-        samples.append(Sample(SAMPLE_SECONDS * tick, rss(), interval.durations_ms, interval.accepted,
-                              interval.failed))
+        reading = await read()
+        samples.append(Sample(SAMPLE_SECONDS * tick, reading.rss_mb, interval.durations_ms, interval.accepted,
+                              interval.failed, reading.cpu_percent, reading.ack_buckets))
         progress(_progress_line(samples[-1], minutes))
     await finished.wait()
     tail = await trio.to_thread.run_sync(k6.read)
-    last = samples[-1]
-    samples[-1] = Sample(last.seconds, last.rss_mb, last.durations_ms + tail.durations_ms,
-                         last.accepted + tail.accepted, last.failed + tail.failed)
+    samples[-1] = dataclasses.replace(samples[-1], durations_ms=samples[-1].durations_ms + tail.durations_ms,
+                                      accepted=samples[-1].accepted + tail.accepted,
+                                      failed=samples[-1].failed + tail.failed)
 
 
 def _progress_line(sample: Sample, minutes: float) -> str:
     elapsed = f"{_clock(sample.seconds)}/{_clock(minutes * 60)}"
     memory = "  ".join(f"{name} {mb:.0f}" for name, mb in sample.rss_mb.items())
     p99 = f"{sample.p99_ms:.0f} ms" if sample.p99_ms is not None else "–"
-    return (f"soak {elapsed}  RSS MB: {memory}  p99 {p99}  {sample.accepted / SAMPLE_SECONDS:.0f}/s"
+    ack = f"{sample.ack_p99_ms:.0f} ms" if sample.ack_p99_ms is not None else "–"
+    return (f"soak {elapsed}  RSS MB: {memory}  p99 {p99} (broker acks {ack})  {sample.accepted / SAMPLE_SECONDS:.0f}/s"
             + (f"  failed {sample.failed}" if sample.failed else ""))
 
 
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-
-def _rss_mb(processes: Mapping[str, psutil.Process], pg_port: int, broker: psutil.Process | None) -> dict[str, float]:
-    """RSS per process; PostgreSQL's is summed over its processes (shared buffers counted in each)."""
-    measured = {name: _rss(process) for name, process in processes.items()}
-    if broker is not None:
-        measured["broker"] = _rss(broker)
-    measured["postgres"] = sum(_rss(process) for process in postgres_processes(pg_port))
-    return measured
-
-
-def _rss(process: psutil.Process) -> float:
-    try:
-        return process.memory_info().rss / 2**20
-    except psutil.NoSuchProcess:
-        return 0.0
 
 
 def _broker_process(bootstrap: str) -> psutil.Process | None:

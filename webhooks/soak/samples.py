@@ -16,6 +16,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from webhooks.soak import broker_acks
+
 SAMPLE_SECONDS = 10.0
 LEVEL_SAMPLES = 3  # samples averaged into a level at each end of the growth window
 RSS_LIMITS_MB = {"ingest": 150.0, "api": 150.0, "worker": 250.0}  # by kind: "worker-2" is a worker
@@ -28,10 +30,16 @@ class Sample:
     durations_ms: tuple[float, ...] = field(repr=False)  # of the requests k6 reported in the interval
     accepted: int  # answered 202
     failed: int
+    cpu_percent: Mapping[str, float] = field(default_factory=dict)  # process name -> % of one core, this interval
+    ack_buckets: Mapping[float, float] = field(default_factory=dict, repr=False)  # broker acks this interval
 
     @property
     def p99_ms(self) -> float | None:
         return p99(self.durations_ms)
+
+    @property
+    def ack_p99_ms(self) -> float | None:
+        return broker_acks.quantile_ms(self.ack_buckets)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class Minute:
     p99_ms: float | None
     accepted: int
     failed: int
+    ack_p99_ms: float | None = None  # the broker's acknowledgements to ingest, this minute
+    cpu_percent: Mapping[str, float] = field(default_factory=dict)  # mean of the minute's samples
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,10 @@ def minutes(samples: Sequence[Sample]) -> list[Minute]:
     for start in range(0, len(samples) - per_minute + 1, per_minute):
         chunk = samples[start:start + per_minute]
         durations = [d for sample in chunk for d in sample.durations_ms]
+        cpu = {name: statistics.fmean(s.cpu_percent.get(name, 0.0) for s in chunk) for name in chunk[-1].cpu_percent}
         result.append(Minute(start // per_minute + 1, chunk[-1].rss_mb, p99(durations),
-                             sum(s.accepted for s in chunk), sum(s.failed for s in chunk)))
+                             sum(s.accepted for s in chunk), sum(s.failed for s in chunk),
+                             broker_acks.quantile_ms(broker_acks.merge([s.ack_buckets for s in chunk])), cpu))
     return result
 
 

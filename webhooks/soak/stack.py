@@ -30,6 +30,7 @@ WORKERS = 2
 @dataclass(frozen=True)
 class SoakStack:
     ingest_url: str  # base of the webhook routes
+    ingest_metrics_url: str
     processes: dict[str, psutil.Process]  # ingest, api, worker-1, worker-2
     database_urls: list[str]
 
@@ -61,7 +62,8 @@ async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootst
         ingest = await stack.enter_async_context(service(["-m", "ingest"], {
             **common, "INGEST_PORT": str(ingest_port), "WEBHOOK_SECRETS": WHSEC}, ingest_port))
         processes = {"ingest": psutil.Process(ingest.pid), **processes}
-        yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", processes, urls)
+        yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", f"http://127.0.0.1:{ingest_port}/metrics",
+                        processes, urls)
 
 
 async def _wait_partitions_shared(ports: list[int], topics: list[str]) -> None:
