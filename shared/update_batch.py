@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 from google.protobuf.message import DecodeError
@@ -37,13 +36,12 @@ from shared.messages import (
     validation_error,
 )
 from shared.proto import updates_pb2
-from shared.protobuf_codec import from_protobuf, to_protobuf
+from shared.protobuf_codec import READERS
 
 ITEM_BODY_BYTES = 8 * 1024  # a batch's body may hold this much per allowed item (a single update is < 6 KiB)
 
 
-@dataclass(frozen=True)
-class BatchItem:
+class BatchItem(msgspec.Struct, frozen=True):
     update: InboundUpdate
     traceparent: str = ""
 
@@ -60,9 +58,11 @@ class FieldError(msgspec.Struct, frozen=True):
     message: str
 
 
-@dataclass(frozen=True)
-class ItemResult:
-    """One item's answer: ``status`` as the single endpoint's HTTP status; ``outcome`` when 200."""
+class ItemResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One item's answer: ``status`` as the single endpoint's HTTP status; ``outcome`` when 200.
+
+    Its fields are named and typed as Protobuf's ``ItemResult`` (``to_builtins`` gives the
+    message's fields, defaults left out); JSON names ``problem_type`` ``type``."""
 
     status: int
     outcome: str = ""
@@ -74,7 +74,7 @@ class ItemResult:
     @classmethod
     def of(cls, answer: Outcome | WebhookError) -> ItemResult:
         if isinstance(answer, Outcome):
-            return cls(200, answer.value)
+            return _ANSWERED[answer]
         mapping = mapping_for(answer)
         errors = tuple(FieldError(e.get("field", ""), e.get("message", "")) for e in answer.errors)
         return cls(mapping.http_status, "", mapping.problem_type, answer.title, answer.detail, errors)
@@ -82,6 +82,8 @@ class ItemResult:
     def field_errors(self) -> list[dict[str, str]]:
         return [{"field": e.field, "message": e.message} for e in self.errors]
 
+
+_ANSWERED = {outcome: ItemResult(200, outcome.value) for outcome in Outcome}  # immutable: one each
 
 
 # --- the api's side: decode a batch, encode the results ------------------------------------
@@ -139,12 +141,13 @@ def decode_protobuf_batch(body: bytes, max_items: int) -> list[BatchItem | Inval
     except DecodeError:
         raise InvalidInput("body is not a valid Protobuf UpdateBatch",
                            errors=[{"field": "$", "message": "undecodable"}]) from None
-    _check_size(len(batch.items), max_items)
-    return [_protobuf_batch_item(item) for item in batch.items]
+    items = batch.items
+    _check_size(len(items), max_items)
+    return [_protobuf_batch_item(item) for item in items]
 
 
-_PROTOBUF_SCHEMAS: dict[str, type[InboundUpdate]] = {"order": OrderUpdate, "dispute": DisputeUpdate,
-                                                      "payment_dispute": PaymentDisputeUpdate}
+_PROTOBUF_READERS = {"order": READERS[OrderUpdate], "dispute": READERS[DisputeUpdate],
+                     "payment_dispute": READERS[PaymentDisputeUpdate]}
 
 
 def _protobuf_batch_item(item: updates_pb2.BatchItem) -> BatchItem | InvalidInput:
@@ -152,9 +155,9 @@ def _protobuf_batch_item(item: updates_pb2.BatchItem) -> BatchItem | InvalidInpu
     if which is None:
         return _not_one_update()
     try:
-        return BatchItem(from_protobuf(getattr(item, which), _PROTOBUF_SCHEMAS[which]), item.traceparent)
-    except InvalidInput as error:
-        return error
+        return BatchItem(_PROTOBUF_READERS[which](getattr(item, which)), item.traceparent)
+    except msgspec.ValidationError as exc:
+        return validation_error(exc)
 
 
 class _JsonResult(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -179,11 +182,8 @@ def encode_json_results(results: Sequence[ItemResult]) -> bytes:
 
 
 def protobuf_results(results: Sequence[ItemResult]) -> updates_pb2.BatchResult:
-    return updates_pb2.BatchResult(results=[
-        updates_pb2.ItemResult(status=r.status, outcome=r.outcome, problem_type=r.problem_type, title=r.title,
-                               detail=r.detail,
-                               errors=[updates_pb2.FieldError(field=e.field, message=e.message) for e in r.errors])
-        for r in results])
+    # ItemResult's fields are the message's: one to_builtins, then upb builds the whole answer in C
+    return updates_pb2.BatchResult(results=msgspec.to_builtins(results))
 
 
 # --- ingest's side: encode a batch, decode the results --------------------------------------
@@ -198,13 +198,11 @@ def encode_json_batch(items: Sequence[BatchItem]) -> bytes:
 
 
 def protobuf_batch(items: Sequence[BatchItem]) -> updates_pb2.UpdateBatch:
-    return updates_pb2.UpdateBatch(items=[_protobuf_item(item) for item in items])
-
-
-def _protobuf_item(item: BatchItem) -> updates_pb2.BatchItem:
-    message = updates_pb2.BatchItem(traceparent=item.traceparent)
-    getattr(message, _KEYS[type(item.update)]).CopyFrom(to_protobuf(item.update))
-    return message
+    # every update's fields in one to_builtins (times as RFC 3339 strings, an unset optional None,
+    # which the message leaves unset), then upb builds the whole batch from the dicts in C
+    updates = msgspec.to_builtins([item.update for item in items])
+    return updates_pb2.UpdateBatch(items=[{_KEYS[type(item.update)]: fields, "traceparent": item.traceparent}
+                                          for item, fields in zip(items, updates, strict=True)])
 
 
 _json_results = msgspec.json.Decoder(_JsonResults)
@@ -218,4 +216,5 @@ def decode_json_results(body: bytes) -> list[ItemResult]:
 
 def read_protobuf_results(message: updates_pb2.BatchResult) -> list[ItemResult]:
     return [ItemResult(r.status, r.outcome, r.problem_type, r.title, r.detail,
-                       tuple(FieldError(e.field, e.message) for e in r.errors)) for r in message.results]
+                       tuple([FieldError(e.field, e.message) for e in errors]) if (errors := r.errors) else ())
+            for r in message.results]
