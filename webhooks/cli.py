@@ -7,7 +7,7 @@
     webhooks dlq list|replay [--reason R] [--limit N]    dead letters
     webhooks send-sample [--users N] [--provider P]      sign and post a sample stream (native or stripe)
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
-    webhooks soak [--minutes N] [--rate R]               steady load, RSS and p99 every 10 s; soak/
+    webhooks soak [--minutes N] [--rate R] [--broker-only]  steady load: RSS, CPU, p99 every 10 s; soak/
     webhooks chaos [--scenario NAME ...] [--mode M ...]  fault scenarios, audited; tables in chaos/
 """
 
@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default 10)")
     soak.add_argument("--rate", type=int, default=None,
                       help="webhooks/s (default: half the peak a 20 s flat-out probe of the same stack measures)")
+    soak.add_argument("--broker-only", action="store_true",
+                      help="the soak's Kafka traffic alone (no service of ours), at --rate (default 400)/s: "
+                           "does the embedded broker slow down as it fills?")
 
     chaos = commands.add_parser("chaos", help="fault scenarios, audited for lost / duplicated / out-of-order events")
     chaos.add_argument("--scenario", action="append", default=[], metavar="NAME",
@@ -215,6 +218,10 @@ def cmd_soak(args: argparse.Namespace) -> int:
     if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):
         print("webhooks soak: --minutes and --rate must be positive", file=sys.stderr)
         return 2
+    if args.broker_only:
+        from webhooks.soak.broker_control import run_broker_only
+
+        return trio.run(run_broker_only, args.minutes, args.rate or 400)
     return trio.run(run_soak, args.minutes, args.rate)
 
 
