@@ -195,7 +195,7 @@ def test_a_2xx_that_started_before_the_circuit_opened_does_not_close_it() -> Non
     result = audit(Facts(e, attempts, [], {}, sync_mode=True))
     assert result.breaker_open_answers == 2
     assert round(result.breaker_open_p99_ms or 0, 3) == 900.0
-    assert "breaker-open p99 900.0 ms > 10 ms" in result.findings(10)
+    assert "breaker-open p99 900.0 ms > 10 ms (load, no probe answer)" in result.findings(10)
 
 
 def test_the_offered_load_is_counted_in_the_fault_windows_and_outside() -> None:
@@ -217,3 +217,46 @@ def test_the_offered_load_is_counted_in_the_fault_windows_and_outside() -> None:
     assert offered == OfferedLoad(first_attempts_in_faults=4 / 2, first_attempts_outside=(16 + 16) / 8,
                                   chain_starts_in_faults=4 / 2, chain_starts_outside=16 / 8)
     assert audit(replace(facts, load_window=None)).offered is None
+
+
+def _open(event: str, started: float, finished: float) -> Attempt:
+    return Attempt(event, started, finished, 503, retry_after=True, problem_type=CIRCUIT_OPEN_TYPE)
+
+
+def test_the_probe_times_its_own_fail_fast_answers_apart_from_the_load() -> None:
+    e = _chain().events
+    load = [_open(e[0].provider_event_id, 9.9, 10.0),  # the provider is told: open
+            _open(e[1].provider_event_id, 10.5, 10.560)]  # 60 ms as the load timed it
+    probe = [Attempt("probe_0", 9.0, 9.02, 404, problem_type="urn:payment-webhooks:problem:not-found"),
+             _open("probe_1", 9.5, 10.4),  # began before anyone was told open: waited on failed calls
+             *(_open(f"probe_{n}", 10.0 + n / 20, 10.0 + n / 20 + n / 10_000) for n in range(2, 102))]  # 0.2…10.1 ms
+    result = audit(Facts(e, load, [], {}, sync_mode=True, probe=probe))
+    assert result.breaker_open_answers == 1 and round(result.breaker_open_p99_ms or 0, 3) == 60.0
+    assert result.probe_open_answers == 100
+    assert round(result.probe_open_p50_ms or 0, 3) == 5.1 and round(result.probe_open_p99_ms or 0, 3) == 10.0
+    assert result.probe_status_codes == {"404": 1, "503": 101}
+    assert result.sent == 2 and result.status_codes == {"503": 2}  # the probe's requests are not the load's
+
+
+def test_a_2xx_of_the_load_after_the_circuit_closed_leaves_later_probe_answers_out() -> None:
+    e = _chain().events
+    load = [_open(e[0].provider_event_id, 9.9, 10.0),
+            Attempt(e[1].provider_event_id, 10.2, 10.25, 202)]  # began after the open answer: closed since
+    probe = [_open("probe_0", 10.1, 10.102), _open("probe_1", 10.3, 10.5)]
+    result = audit(Facts(e, load, [], {}, sync_mode=True, probe=probe))
+    assert result.probe_open_answers == 1 and round(result.probe_open_p99_ms or 0, 3) == 2.0
+
+
+def test_the_verdict_holds_the_probe_figure_to_the_target_and_the_load_figure_only_without_one() -> None:
+    e = _chain().events
+    load = [_open(e[0].provider_event_id, 9.9, 10.0), _open(e[1].provider_event_id, 10.5, 10.560)]  # 60 ms
+    fast = [_open(f"probe_{n}", 10.0 + n / 20, 10.0 + n / 20 + 0.004) for n in range(1, 11)]  # 4 ms each
+    facts = Facts(e, load, [], {}, sync_mode=True, probe=fast)
+
+    def breaker(facts: Facts) -> list[str]:
+        return [f for f in audit(facts).findings(10) if f.startswith("breaker-open")]
+
+    assert breaker(facts) == []  # the load's 60 ms is shown, not judged
+    slow = [*fast, _open("probe_11", 10.6, 10.612)]
+    assert breaker(replace(facts, probe=slow)) == ["breaker-open p99 12.0 ms > 10 ms (probe)"]
+    assert breaker(replace(facts, probe=[])) == ["breaker-open p99 60.0 ms > 10 ms (load, no probe answer)"]

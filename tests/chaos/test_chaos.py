@@ -51,3 +51,6 @@ async def test_a_database_outage_in_http_mode_loses_nothing_and_answers_only_503
     assert offered and offered.chain_starts_in_faults and offered.chain_starts_outside
     assert offered.chain_starts_in_faults > 0.8 * offered.chain_starts_outside, offered
     assert len(result.windows) == 1
+    probed = result.audit  # the probe timed the open circuit, was told "not found" while closed, and stored nothing
+    assert probed.probe_open_answers > 0 and probed.probe_status_codes.get("404"), probed.probe_status_codes
+    assert probed.unexpected_rows == 0

@@ -34,6 +34,7 @@ async def run_chaos_command(names: Sequence[str], modes: Sequence[Mode], rate: f
         "started chains wait on their retries while new ones keep starting. Configured beside the "
         f"defaults: {report.settings_line()}.",
         report.table(results),
+        report.BREAKER_FIGURES,
         "## Offered load\n\nPer second within the load window, inside the fault windows and outside them "
         "(a chain start is the first attempt of its first event). Chain starts hold through the faults; first "
         "attempts inside a fault are mostly those chains' first events, as the later ones wait on a 2xx; outside "

@@ -4,7 +4,8 @@ One embedded PostgreSQL and one broker serve the whole run; each scenario×mode 
 shard databases (its orders seeded), its own topic prefix, and the mode's processes. The
 provider's load runs for the scenario's length while its fault runs beside it; then the
 provider finishes its chains (retrying until 2xx), the run waits until every acknowledged
-event is stored (or a deadline), and the facts are gathered and audited.
+event is stored (or a deadline), and the facts are gathered and audited. In the sync modes the
+fail-fast probe (``probe.py``) runs beside the load, as a process of its own, for the load's length.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import random
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import trio
 
 from shared.settings import Mode
 from shared.topics import ALL_TOPICS, admin_client, create_topics
-from webhooks.chaos import plan
+from webhooks.chaos import plan, probe
 from webhooks.chaos.audit import Attempt, Audit, Facts, Letter, audit
 from webhooks.chaos.collect import read_dead_letters, read_shards
 from webhooks.chaos.delay_proxy import DelayProxy
@@ -32,6 +34,7 @@ from webhooks.chaos.faults import SCENARIOS, Scenario, Stage
 from webhooks.chaos.load import LoadShape, Provider
 from webhooks.chaos.system import open_system
 from webhooks.chaos.timeline import Sample, Timeline, stored_count
+from webhooks.child_process import ChildProcess, open_child
 from webhooks.embedded import free_port
 
 SECRET = b"chaos-secret-0123456789abcdef"
@@ -39,6 +42,7 @@ PARTITIONS = 6
 DRAIN_SECONDS = 45.0  # after the load: the provider finishes its chains, retrying until 2xx
 STORE_DEADLINE_SECONDS = 45.0  # then: every acknowledged event stored
 SESSION_TIMEOUT_SECONDS = 2.0
+PROBE_EXIT_SECONDS = 10.0  # after the load: the probe's last answer and its exit
 # Documented in chaos/results.md: what the runs are configured with, beside the defaults.
 CHAOS_ENV = {
     "KAFKA_SESSION_TIMEOUT": f"{SESSION_TIMEOUT_SECONDS:g}s",  # quick joins on tansu (FIELD-NOTES), as `webhooks dev`
@@ -59,6 +63,7 @@ class RunResult:
     started: float  # wall clock at the load's start
     seconds: float  # the whole run, stack start to audit
     attempts: tuple[Attempt, ...] = ()
+    probe_attempts: tuple[Attempt, ...] = ()  # the fail-fast probe's (sync modes)
     chains_started: int = 0
     most_in_flight: int = 0  # chains at once
     skipped_starts: int = 0  # chain starts dropped at ``LoadShape.max_chains``
@@ -95,6 +100,26 @@ async def _wait_dead_letters(deps: Dependencies, prefix: str, keys: Collection[s
     return await read_dead_letters(deps.broker.bootstrap_servers, prefix)
 
 
+@asynccontextmanager
+async def _open_probe(ingest_url: str, log_dir: Path, tag: str, seconds: float) -> AsyncIterator[ChildProcess]:
+    """The fail-fast probe (``probe.py``) as a process of its own, for ``seconds``; its lines go to ``probe.jsonl``."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
+           probe.SECRET_VARIABLE: base64.b64encode(SECRET).decode()}
+    with open(log_dir / "probe.log", "ab") as log:  # noqa: ASYNC230 - a local file opens at once
+        async with open_child(probe.argv(ingest_url, log_dir / "probe.jsonl", tag, seconds), env=env,
+                              stdout=log.fileno(), stderr=subprocess.STDOUT, grace_seconds=5.0) as process:
+            yield process
+
+
+async def _probe_attempts(process: ChildProcess | None, log_dir: Path) -> list[Attempt]:
+    """Once the probe has exited (or a deadline passed: then its lines so far), what it measured."""
+    if process is None:
+        return []
+    with trio.move_on_after(PROBE_EXIT_SECONDS):
+        await process.wait()
+    return probe.read_attempts(log_dir / "probe.jsonl")
+
+
 async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: LoadShape, log_root: Path,
                   load_seconds: float | None = None, seed: int = 0) -> RunResult:
     """One scenario in one mode, audited. ``load_seconds`` shortens it (the test suite's subset)."""
@@ -120,8 +145,10 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
             proxy_port = free_port()
             await nursery.start(proxy.serve, proxy_port)
             env.update(API_BASE_URL=f"http://127.0.0.1:{proxy_port}", API_GRPC_TARGET=f"127.0.0.1:{proxy_port}")
-        system = await stack.enter_async_context(
-            open_system(mode, env, api_port, log_root / f"{scenario.name}-{mode}", scenario.workers))
+        log_dir = log_root / f"{scenario.name}-{mode}"
+        system = await stack.enter_async_context(open_system(mode, env, api_port, log_dir, scenario.workers))
+        prober = None if mode == "kafka" else await stack.enter_async_context(
+            _open_probe(system.url("ingest"), log_dir, tag, load_seconds))
         provider = Provider(system.url("ingest"), SECRET, shape, seed=seed)
         timeline = Timeline(provider, system, deps.loop, urls)
         stage = Stage(system, deps, prefix, proxy, random.Random(seed), load_seconds)
@@ -130,6 +157,7 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
         async with trio.open_nursery() as run:
             run.start_soon(scenario.fault, stage)
             run.start_soon(provider.run, chains, load_seconds, DRAIN_SECONDS)
+        probed = await _probe_attempts(prober, log_dir)
         letters = []
         if mode == "kafka":
             await _wait_stored(deps, urls, provider)
@@ -138,7 +166,7 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
         nursery.cancel_scope.cancel()
     planned = [event for one in chains for event in one.events]
     facts = Facts(planned, provider.attempts, rows, final, letters, stage.poison, stage.windows, mode != "kafka",
-                  load_window=(started_wall, started_wall + load_seconds))
+                  load_window=(started_wall, started_wall + load_seconds), probe=probed)
     result = audit(facts)
     load_findings = []
     if provider.skipped_starts:
@@ -148,12 +176,16 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
         load_findings.append(f"the load did not hold: all {len(chains)} planned chains started before the window ended")
     findings = tuple(result.findings(recovery_target(scenario)) + system.crashes + load_findings)
     return RunResult(scenario.name, mode, result, findings, tuple(timeline.samples), tuple(stage.windows),
-                     started_wall, time.monotonic() - begun, tuple(provider.attempts), provider.chains_started,
-                     provider.most_in_flight, provider.skipped_starts)
+                     started_wall, time.monotonic() - begun, tuple(provider.attempts), tuple(probed),
+                     provider.chains_started, provider.most_in_flight, provider.skipped_starts)
 
 
 def selected(names: Sequence[str], modes: Sequence[Mode]) -> list[tuple[Scenario, Mode]]:
     return [(s, m) for s in SCENARIOS if not names or s.name in names for m in s.modes if not modes or m in modes]
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def progress(message: str) -> None:
@@ -170,7 +202,9 @@ async def run_chaos(runs: list[tuple[Scenario, Mode]], shape: LoadShape, log_roo
             a = result.audit
             report(f"  sent {a.sent}, 2xx {a.answered_2xx}, stored once {a.stored_once}, lost {len(a.lost)}, "
                    f"duplicated {len(a.duplicated)}, order violations {len(a.order_violations)}, "
-                   f"no answer {a.no_answer}, chains at once ≤ {result.most_in_flight}; "
+                   f"no answer {a.no_answer}, chains at once ≤ {result.most_in_flight}, breaker-open p50/p99 ms "
+                   f"load {_ms(a.breaker_open_p50_ms)}/{_ms(a.breaker_open_p99_ms)} "
+                   f"probe {_ms(a.probe_open_p50_ms)}/{_ms(a.probe_open_p99_ms)} ({a.probe_open_answers}); "
                    f"{'; '.join(result.findings) or 'pass'} ({result.seconds:.0f} s)")
             results.append(result)
     return results
