@@ -46,3 +46,10 @@ def test_minutes_merge_their_intervals() -> None:
     merged = merge([fast, slow])
     assert merged == {0.01: 100.0, 0.25: 200.0, math.inf: 200.0}
     assert 10 < (quantile_ms(merged) or 0) <= 250
+
+
+def test_a_restarted_ingest_counts_from_zero_not_negative() -> None:
+    before = {0.005: 100.0, 0.01: 150.0, 0.1: 200.0, math.inf: 200.0}
+    after = {0.005: 5.0, 0.01: 20.0, 0.1: 260.0, math.inf: 262.0}  # fewer fast acks than before: a reset
+    assert interval(before, after) == after
+    assert (quantile_ms(interval(before, after), 0.5) or 0) > 10

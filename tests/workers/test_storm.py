@@ -39,7 +39,7 @@ from webhooks.embedded import free_port
 PARTITIONS = 6
 USERS = [f"user-{i}" for i in range(240)]
 WAVES = 6
-LOCKED_UNTIL = 12  # seconds: the database holds every batch until then
+LOCKED_UNTIL = 12  # schedule seconds: the database holds every batch until the schedule gets there
 # (seconds after the start, action, worker): the storm
 SCHEDULE = [(0, "start", "a"), (3, "start", "b"), (6, "start", "c"), (9, "sigterm", "b"), (14, "kill", "c"),
             (16, "start", "d"), (19, "sigterm", "a"), (21, "start", "e"), (24, "kill", "d")]
@@ -52,6 +52,7 @@ class Workers:
         self.env = env
         self.processes: dict[str, tuple[ChildProcess, str]] = {}
         self.exits: dict[str, int] = {}
+        self.stopping: set[str] = set()  # sent SIGTERM: draining and leaving
         self.max_paused = 0
 
     async def run(self, name: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -64,26 +65,30 @@ class Workers:
             task_status.started()
             self.exits[name] = await process.wait()
 
-    def live(self) -> bool:
-        return any(process.returncode is None for process, _ in self.processes.values())
+    def live(self) -> list[str]:
+        """Running workers that were not told to stop."""
+        return [name for name, (process, _) in self.processes.items()
+                if process.returncode is None and name not in self.stopping]
 
     async def settled(self) -> bool:
-        """Every partition of both topics owned by a live worker: no rebalance under way."""
-        owned = 0.0
+        """No rebalance under way: every partition of both topics owned by the live workers, each of them
+        owning some (a worker that has only just joined owns none until its rebalance is done)."""
+        owned = []
         async with httpx.AsyncClient(timeout=2.0) as client:
-            for process, url in list(self.processes.values()):
-                if process.returncode is None:
-                    try:
-                        owned += _metric((await client.get(url + "/metrics")).text, "worker_assigned_partitions")
-                    except httpx.TransportError:
-                        return False
-        return owned == 2 * PARTITIONS
+            for name in self.live():
+                try:
+                    text = (await client.get(self.processes[name][1] + "/metrics")).text
+                except httpx.TransportError:
+                    return False
+                owned.append(_metric(text, "worker_assigned_partitions"))
+        return min(owned, default=0) > 0 and sum(owned) == 2 * PARTITIONS
 
     def stop(self, name: str, how: str) -> None:
         process, _ = self.processes[name]
         if how == "kill":
             process.kill()
         else:
+            self.stopping.add(name)
             process.send_signal(signal.SIGTERM)
 
     async def watch_pauses(self) -> None:
@@ -143,7 +148,8 @@ async def test_a_membership_storm_loses_nothing_and_strands_nothing(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(workers.watch_pauses)
             started = trio.current_time()
-            nursery.start_soon(_hold_order_locks, shards, started + LOCKED_UNTIL)
+            unlocked = trio.Event()  # set once the schedule reaches LOCKED_UNTIL, however far it was pushed back
+            nursery.start_soon(_hold_order_locks, shards, unlocked)
             wave = len(events) // WAVES
             for index in range(WAVES):  # the stream goes on through the storm
                 nursery.start_soon(_produce_at, settings, events[index * wave:(index + 1) * wave],
@@ -151,6 +157,8 @@ async def test_a_membership_storm_loses_nothing_and_strands_nothing(
             delay = 0.0  # waits for the group to settle push the rest of the schedule back
             for at, action, name in SCHEDULE:
                 await trio.sleep_until(started + at + delay)
+                if at >= LOCKED_UNTIL:
+                    unlocked.set()
                 if action != "kill" and workers.live():  # joins and leaves only between rebalances (module doc)
                     waited_from = trio.current_time()
                     await wait_until(workers.settled, "the group has settled", within=30)
@@ -186,12 +194,12 @@ async def test_a_membership_storm_loses_nothing_and_strands_nothing(
     assert _metric(metrics, "worker_assigned_partitions") == 2 * PARTITIONS  # both topics, every partition
 
 
-async def _hold_order_locks(shards: Shards, until: float) -> None:
+async def _hold_order_locks(shards: Shards, unlocked: trio.Event) -> None:
     connections = [await shards.loop.run_aio_coroutine(asyncpg.connect(url)) for url in shards.urls]
     try:
         for conn in connections:
             await shards.loop.run_aio_coroutine(conn.execute("BEGIN; SELECT 1 FROM orders FOR UPDATE"))
-        await trio.sleep_until(until)
+        await unlocked.wait()
     finally:
         with trio.CancelScope(shield=True):
             for conn in connections:

@@ -10,8 +10,9 @@ is ingest and the kernel, not a queue of its own.
 
 The webhook is about an order that does not exist, so it never changes anything: while the
 circuit is closed ingest forwards it and the api answers 404 (no row written), which the
-forwarder counts as an answer of the api — a success for the breaker, never a failure
-(``ingest.update_forwarder.BREAKER_ANSWERS``); while the circuit is open ingest refuses it with
+forwarder counts as an answer of the api — a success for the breaker, not a failure
+(``ingest.update_forwarder.BREAKER_ANSWERS``); while the api is failing, its forwards fail like
+the load's (20 a second beside hundreds); while the circuit is open ingest refuses it with
 the circuit-open 503 like any other webhook, after the same checks (media type, signature,
 schema). Sync modes only: in kafka mode it would be accepted and dead-lettered as not found.
 

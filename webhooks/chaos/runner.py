@@ -111,13 +111,19 @@ async def _open_probe(ingest_url: str, log_dir: Path, tag: str, seconds: float) 
             yield process
 
 
-async def _probe_attempts(process: ChildProcess | None, log_dir: Path) -> list[Attempt]:
-    """Once the probe has exited (or a deadline passed: then its lines so far), what it measured."""
+async def _probe_attempts(process: ChildProcess | None, log_dir: Path) -> tuple[list[Attempt], list[str]]:
+    """Once the probe has exited (or a deadline passed: then its lines so far), what it measured, and
+    a finding if it failed — a probe that measured nothing must not pass quietly."""
     if process is None:
-        return []
+        return [], []
     with trio.move_on_after(PROBE_EXIT_SECONDS):
         await process.wait()
-    return probe.read_attempts(log_dir / "probe.jsonl")
+    attempts = probe.read_attempts(log_dir / "probe.jsonl")
+    if process.returncode is None:
+        return attempts, [f"the probe was still running {PROBE_EXIT_SECONDS:g} s after the load"]
+    if process.returncode != 0:
+        return attempts, [f"the probe failed (exit {process.returncode}; see probe.log)"]
+    return attempts, []
 
 
 async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: LoadShape, log_root: Path,
@@ -157,7 +163,7 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
         async with trio.open_nursery() as run:
             run.start_soon(scenario.fault, stage)
             run.start_soon(provider.run, chains, load_seconds, DRAIN_SECONDS)
-        probed = await _probe_attempts(prober, log_dir)
+        probed, probe_findings = await _probe_attempts(prober, log_dir)
         letters = []
         if mode == "kafka":
             await _wait_stored(deps, urls, provider)
@@ -174,7 +180,7 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
                              f"{shape.max_chains} chains in flight")
     if provider.chains_ran_out:
         load_findings.append(f"the load did not hold: all {len(chains)} planned chains started before the window ended")
-    findings = tuple(result.findings(recovery_target(scenario)) + system.crashes + load_findings)
+    findings = tuple(result.findings(recovery_target(scenario)) + system.crashes + load_findings + probe_findings)
     return RunResult(scenario.name, mode, result, findings, tuple(timeline.samples), tuple(stage.windows),
                      started_wall, time.monotonic() - begun, tuple(provider.attempts), tuple(probed),
                      provider.chains_started, provider.most_in_flight, provider.skipped_starts)

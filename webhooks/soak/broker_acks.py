@@ -31,7 +31,11 @@ def delivery_buckets(metrics_text: str) -> dict[float, float]:
 
 
 def interval(before: Buckets, after: Buckets) -> dict[float, float]:
-    """The interval's cumulative counts: the later scrape less the earlier (a bound new since then counts whole)."""
+    """The interval's cumulative counts: the later scrape less the earlier (a bound new since then counts whole).
+    A count that went down means ingest restarted in between: then everything the later scrape holds is the
+    interval's, as Prometheus' ``rate()`` treats a counter reset."""
+    if any(count < before.get(bound, 0.0) for bound, count in after.items()):
+        return dict(after)
     return {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
 
 

@@ -53,9 +53,11 @@ class Meters:
     async def _scrape(self, client: httpx.AsyncClient) -> dict[float, float]:
         try:
             response = await client.get(self._metrics_url)
-        except httpx.HTTPError:
-            return dict(self._acks)  # ingest busy or gone: this interval shows no acks rather than a crash
-        return broker_acks.delivery_buckets(response.text)
+            if response.status_code == 200:
+                return broker_acks.delivery_buckets(response.text)
+        except (httpx.HTTPError, ValueError):  # ValueError: not Prometheus text
+            pass
+        return dict(self._acks)  # ingest busy, gone or erring: this interval shows no acks rather than a crash
 
     def _cpu_now(self) -> dict[str, float]:
         return {name: _cpu_seconds(process) for name, process in self._processes.items()}
