@@ -77,7 +77,9 @@ def deps() -> Iterator[Deps]:
             yield Deps(admin_url, addresses["kafka_bootstrap_servers"])
         finally:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            # PostgreSQL's shutdown checkpoint over every test's databases, the broker, then removing the
+            # data directory: each child has a 10 s grace, and a slow VM took over 30 s in all (exit 0)
+            process.wait(timeout=120)
 
 
 async def _execute(url: str, *statements: str) -> None:
