@@ -26,6 +26,7 @@ from shared.kafka_producer import producer_config
 from shared.topics import admin_client, create_topics
 from webhooks.bench.runner import progress
 from webhooks.embedded import open_embedded_broker
+from webhooks.soak.meters import broker_process, cpu_seconds
 from workers.consumer_client import ConsumerConfig
 
 CONSUMERS_PER_TOPIC = 2
@@ -53,7 +54,9 @@ async def run_broker_only(minutes: float, rate: int) -> int:
 
 async def measure_broker_only(minutes: float, rate: int, window_seconds: float = WINDOW_SECONDS) -> list[Window]:
     async with open_embedded_broker() as bootstrap:
-        broker = _broker_process(bootstrap)
+        broker = broker_process(bootstrap)
+        if broker is None:
+            raise RuntimeError(f"no broker process listens on {bootstrap}")
         prefix = f"control{uuid.uuid4().hex[:6]}."
         topics = [prefix + "orders", prefix + "disputes"]
         await trio.to_thread.run_sync(create_topics, admin_client(bootstrap), topics, PARTITIONS)
@@ -73,7 +76,7 @@ async def _produce(bootstrap: str, topics: list[str], rate: int, minutes: float,
     acks: list[float] = []
     windows: list[Window] = []
     started = window = time.monotonic()
-    cpu = _cpu(broker)
+    cpu = cpu_seconds(broker)
     sent = 0
     while (now := time.monotonic()) - started < minutes * 60:
         due = started + sent / rate
@@ -87,7 +90,7 @@ async def _produce(bootstrap: str, topics: list[str], rate: int, minutes: float,
         sent += 1
         producer.poll(0)
         if now - window >= window_seconds and len(acks) >= 2:
-            cpu_now = _cpu(broker)
+            cpu_now = cpu_seconds(broker)
             windows.append(Window(now - started, sent, statistics.median(acks) * 1000,
                                   statistics.quantiles(acks, n=100, method="inclusive")[98] * 1000,
                                   broker.memory_info().rss / 2**20, 100 * (cpu_now - cpu) / (now - window)))
@@ -124,13 +127,3 @@ def _commit(consumer: Consumer) -> None:
         consumer.commit(asynchronous=True)
     except KafkaException:
         pass  # nothing consumed yet: nothing to commit
-
-
-def _broker_process(bootstrap: str) -> psutil.Process:
-    listener = f"tcp://{bootstrap}"
-    return next(process for process in psutil.process_iter(["cmdline"]) if listener in (process.info["cmdline"] or []))
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)

@@ -60,7 +60,7 @@ class Meters:
         return dict(self._acks)  # ingest busy, gone or erring: this interval shows no acks rather than a crash
 
     def _cpu_now(self) -> dict[str, float]:
-        return {name: _cpu_seconds(process) for name, process in self._processes.items()}
+        return {name: cpu_seconds(process) for name, process in self._processes.items()}
 
     def _rss_mb(self) -> dict[str, float]:
         """RSS per process; PostgreSQL's is summed over its processes (shared buffers counted in each)."""
@@ -76,9 +76,18 @@ def _rss(process: psutil.Process) -> float:
         return 0.0
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
+def cpu_seconds(process: psutil.Process) -> float:
     try:
         times = process.cpu_times()
     except psutil.NoSuchProcess:
         return 0.0
     return float(times.user + times.system)
+
+
+def broker_process(bootstrap: str) -> psutil.Process | None:
+    """The embedded broker serving ``bootstrap`` (found by its listener argument)."""
+    listener = f"tcp://{bootstrap}"
+    for process in psutil.process_iter(["cmdline"]):
+        if listener in (process.info["cmdline"] or []):
+            return process
+    return None

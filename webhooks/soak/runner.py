@@ -35,7 +35,7 @@ from webhooks.procfile import PROJECT_ROOT
 from webhooks.soak import report
 from webhooks.soak.k6_csv import CsvTail
 from webhooks.soak.load_rate import PROBE_RATE, PROBE_SECONDS, LoadRate, choose_rate
-from webhooks.soak.meters import Meters, Reading
+from webhooks.soak.meters import Meters, Reading, broker_process
 from webhooks.soak.samples import SAMPLE_SECONDS, Delivery, Sample, delivery_checks, judge
 from webhooks.soak.stack import USERS, SoakStack, open_soak_stack
 
@@ -47,7 +47,7 @@ VUS = 32  # pre-allocated; k6 may use up to 4× as many if answers slow down
 async def run_soak(minutes: float, rate_override: int | None, results: Path = RESULTS) -> int:
     async with open_embedded_postgres() as pg_port, open_embedded_broker() as bootstrap, \
             trio_asyncio.open_loop() as loop, open_soak_stack(loop, pg_port, bootstrap) as stack:
-        broker = _broker_process(bootstrap)
+        broker = broker_process(bootstrap)
         with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
             probed = None
             if rate_override is None:
@@ -138,14 +138,6 @@ def _progress_line(sample: Sample, minutes: float) -> str:
 
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
-
-
-def _broker_process(bootstrap: str) -> psutil.Process | None:
-    listener = f"tcp://{bootstrap}"
-    for process in psutil.process_iter(["cmdline"]):
-        if listener in (process.info["cmdline"] or []):
-            return process
-    return None
 
 
 async def _stored_events(loop: trio_asyncio.TrioEventLoop, urls: list[str]) -> int:
