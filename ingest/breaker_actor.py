@@ -74,6 +74,7 @@ class CircuitBreakerActor:
         self._name = name
         self._clock = clock
         self._send, self._inbox = trio.open_memory_channel[_Ask | _Report](math.inf)
+        self._opened = trio.Event()  # set while the circuit is open; a fresh one once it is not
         self._publish(self._breaker.state)
 
     @property
@@ -93,6 +94,15 @@ class CircuitBreakerActor:
         state (an immutable value) and changes nothing; ``permit`` stays the one authority."""
         retry_after = rules.refusal(self._breaker, self._clock())
         return None if retry_after is None else _circuit_open(retry_after)
+
+    async def opened(self) -> None:
+        """Return once the circuit is open (at once if it is).
+
+        A call backing off between attempts waits for this beside its delay: once the circuit
+        has opened, its next attempt could only be refused, so its webhooks should hear it now
+        rather than after the delay. (Open past its reset timeout still counts until the next
+        ask moves the actor to half-open: that call then asks for its trial a little early.)"""
+        await self._opened.wait()
 
     @asynccontextmanager
     async def permit(self, *, answers: tuple[type[Exception], ...] = ()) -> AsyncIterator[rules.Permit]:
@@ -146,6 +156,7 @@ class CircuitBreakerActor:
                 if self._breaker.state is not before:
                     BREAKER_TRANSITIONS.labels(self._name, before.value, self._breaker.state.value).inc()
                     self._publish(self._breaker.state)
+                    self._signal(self._breaker.state)
 
     def _answer(self, ask: _Ask) -> None:
         self._breaker, decision = rules.request(self._breaker, self._clock())
@@ -156,6 +167,12 @@ class CircuitBreakerActor:
                 if decision.permit is not None:
                     self._breaker = rules.report(self._breaker, decision.permit, rules.Result.RELEASED,
                                                  self._clock())
+
+    def _signal(self, state: rules.State) -> None:
+        if state is rules.State.OPEN:
+            self._opened.set()
+        elif self._opened.is_set():
+            self._opened = trio.Event()
 
     def _publish(self, state: rules.State) -> None:
         for candidate in rules.State:

@@ -11,8 +11,10 @@ Batching is natural, never timed: a call may start whenever fewer than
 ``API_CALLS_IN_FLIGHT`` attempts are under way, so a lone webhook goes at once and a batch
 forms only while calls are in flight. Retries (``shared.retry_policy``) and the breaker's
 permits act on the batch call; a retry carries only the items still unanswered whose webhook
-still waits. Items the api answered 5xx are retried while the others are answered; such a
-partly answered attempt counts as a success for the breaker (the api is up and answering).
+still waits, and a call backing off when the circuit opens stops waiting: its webhooks get the
+circuit-open 503 at once instead of after the delay. Items the api answered 5xx are retried
+while the others are answered; such a partly answered attempt counts as a success for the
+breaker (the api is up and answering).
 A webhook that stops waiting (client gone, deadline) closes its reply channel: it is left out
 of later attempts and cannot disturb the others. A batch retried after a lost response is
 answered by the api as duplicates for what it had applied (idempotent on provider event ids),
@@ -189,7 +191,7 @@ class UpdateForwarder:
 
     async def _call(self, call: _Call) -> None:
         try:
-            async for attempt in retrying(self._settings, self._rng):
+            async for attempt in retrying(self._settings, self._rng, sleep=self._back_off):
                 with attempt:
                     await self._attempt(call)
         except TransientFailure as exc:
@@ -197,9 +199,17 @@ class UpdateForwarder:
         except Exception as exc:  # noqa: BLE001 - CircuitOpen, BadGateway, or a bug: each webhook raises it
             call.fail(exc)
 
+    async def _back_off(self, seconds: float) -> None:
+        """The delay before a retry, cut short when the circuit opens: the retry would only be
+        refused, so the call's webhooks get their 503 with Retry-After now, not after the delay."""
+        with trio.move_on_after(seconds):
+            await self._breaker.opened()
+
     async def _attempt(self, call: _Call) -> None:
         """One try of the call's pending items, in a call slot and under a breaker permit."""
         if call.attempts > 0:
+            if (refused := self._breaker.refusal()) is not None:
+                raise refused  # a retry of a call the open circuit would refuse waits for no slot
             await self._slots.acquire()
         call.attempts += 1
         try:

@@ -43,15 +43,18 @@ class JitteredBackoff:
         return delay * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 
-def retrying(settings: Settings, rng: random.Random | None = None) -> tenacity.AsyncRetrying:
-    """A fresh tenacity controller for one logical call (it picks trio's sleep by itself)."""
-    return tenacity.AsyncRetrying(
+def retrying(settings: Settings, rng: random.Random | None = None,
+             sleep: Callable[[float], Awaitable[None]] | None = None) -> tenacity.AsyncRetrying:
+    """A fresh tenacity controller for one logical call (it picks trio's sleep by itself, unless
+    ``sleep`` is given: one that may end the delay early)."""
+    controller = tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(settings.api_retry_attempts),
         wait=JitteredBackoff(settings.api_retry_base_delay_seconds, settings.api_retry_max_delay_seconds,
                              rng=rng or random.Random()),
         retry=tenacity.retry_if_exception_type(TransientFailure),
         reraise=True,
     )
+    return controller if sleep is None else controller.copy(sleep=sleep)
 
 
 async def patiently(function: Callable[[*Args], Awaitable[T]], *args: *Args, wait: JitteredBackoff,

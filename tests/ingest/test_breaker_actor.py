@@ -246,3 +246,32 @@ async def test_open_then_half_open_then_reopened_then_closed_on_the_clock_with_m
         assert (await settled(breaker)).state is closed and state_gauges(name) == [1, 0, 0]
     assert [transitions(name, *move) for move in [(closed, open_), (open_, half_open), (half_open, open_),
                                                   (half_open, closed), (open_, closed)]] == [1, 2, 1, 1, None]
+
+
+async def test_opened_returns_while_the_circuit_is_open_and_waits_again_once_it_has_closed(
+        autojump_clock: trio.abc.Clock) -> None:
+    async with open_breaker() as breaker:
+        with trio.move_on_after(60) as closed_wait:
+            await breaker.opened()
+        assert closed_wait.cancelled_caught  # closed: it waits
+
+        woke_at: list[float] = []
+
+        async def waiter() -> None:
+            await breaker.opened()
+            woke_at.append(trio.current_time())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await wait_all_tasks_blocked()
+            opened_at = trio.current_time()
+            await open_circuit(breaker)
+        assert woke_at == [opened_at]  # woken as the circuit opened
+        await breaker.opened()  # open: returns at once
+
+        await trio.sleep(CONFIG.reset_timeout_seconds)
+        await call(breaker)  # the trial succeeds: closed again
+        assert (await settled(breaker)).state is rules.State.CLOSED
+        with trio.move_on_after(60) as reclosed_wait:
+            await breaker.opened()
+        assert reclosed_wait.cancelled_caught

@@ -281,3 +281,53 @@ async def test_while_the_circuit_is_open_a_webhook_is_refused_at_once(autojump_c
         assert isinstance(refused, CircuitOpen) and refused.retry_after_seconds == 30
         nursery.cancel_scope.cancel()
     assert [events for _, events in api.calls] == [["slow"]]
+
+
+async def test_a_call_backing_off_when_the_circuit_opens_is_answered_at_once(autojump_clock: trio.abc.Clock) -> None:
+    """Its own failure (threshold 1) opens the circuit: the webhook hears 503 + Retry-After at once,
+    not after the retry delay (10 s here) only to be refused then; no second call is made."""
+    failing = TransientFailure(BadGateway("the api answered 500"))
+    api = FakeBatchApi([], then=failing)
+    settings = SETTINGS.replace(api_retry_base_delay_seconds=10)
+    async with open_forwarder(api, settings, rules.BreakerConfig(1, 30)) as (forwarder, breaker):
+        started = trio.current_time()
+        answers = await forward_all(forwarder, ["a", "b"])
+        assert trio.current_time() == started
+        assert breaker.state is rules.State.OPEN
+    assert {type(answer) for answer in answers.values()} == {CircuitOpen}
+    assert len(api.calls) == 1
+
+
+async def test_a_call_backing_off_is_answered_when_other_calls_open_the_circuit(
+        autojump_clock: trio.abc.Clock) -> None:
+    """One call fails and backs off (10 s); two more fail meanwhile and open the circuit
+    (threshold 3): the first call's webhook is answered then, 503, not at the end of its delay."""
+    failing = TransientFailure(BadGateway("the api answered 500"))
+
+    async def fail_after(seconds: float) -> Respond:
+        async def respond(items: Sequence[BatchItem]) -> list[ItemResult]:
+            await trio.sleep(seconds)
+            raise failing
+        return respond
+
+    api = FakeBatchApi([failing, await fail_after(2), await fail_after(2)], then=applied_after(0))
+    settings = SETTINGS.replace(api_retry_base_delay_seconds=10, api_retry_attempts=2, api_calls_in_flight=2)
+    answered_at: dict[str, float] = {}
+
+    async def webhook(event: str) -> None:
+        try:
+            await forwarder.forward(update(event))
+        except CircuitOpen:
+            answered_at[event] = trio.current_time()
+
+    async with open_forwarder(api, settings, rules.BreakerConfig(3, 30)) as (forwarder, breaker):
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(webhook, "first")
+            await wait_all_tasks_blocked()  # failed at once, backing off until started + 7.5 at least
+            nursery.start_soon(webhook, "second")
+            await wait_all_tasks_blocked()
+            nursery.start_soon(webhook, "third")
+        assert breaker.state is rules.State.OPEN
+    assert set(answered_at) == {"first", "second", "third"}
+    assert answered_at["first"] - started == pytest.approx(2, abs=0.01)
