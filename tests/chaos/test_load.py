@@ -59,3 +59,27 @@ async def test_chains_keep_starting_during_an_outage_and_each_goes_out_in_order(
         assert all(e.provider_event_id in provider.acknowledged for e in c.events)
         times = [first_sent[e.provider_event_id] for e in c.events]
         assert times == sorted(times)
+
+
+async def test_a_retry_waits_out_retry_after_and_without_one_backs_off_within_the_cap(autojump_clock: object) -> None:
+    sent: dict[str, list[float]] = {}
+
+    async def ingest(request: httpx.Request) -> httpx.Response:
+        event_id = request.headers["webhook-id"]
+        times = sent.setdefault(event_id, [])
+        times.append(trio.current_time())
+        if len(times) == 1:  # first attempt: circuit open, come back in 3 s
+            return httpx.Response(503, headers={"retry-after": "3"}, json={"type": CIRCUIT_OPEN_TYPE})
+        if len(times) == 2:  # second: a 503 with no Retry-After (or a useless one)
+            return httpx.Response(503, headers={"retry-after": "soon"})
+        return httpx.Response(202)
+
+    planned = chains("after", 20, 5, dt.datetime.now(dt.UTC))[:3]
+    shape = LoadShape(rate_per_second=100, clients=4, resend_fraction=0.0)
+    provider = Provider("http://ingest", b"secret-0123456789", shape, transport=httpx.MockTransport(ingest))
+    await provider.run(planned, load_seconds=0.2, drain_seconds=600.0)
+
+    assert sent and all(len(times) == 3 for times in sent.values())
+    for first, second, third in sent.values():
+        assert 3.0 <= second - first <= 4.5  # Retry-After × 1–1.5
+        assert 0.05 <= third - second <= 2.0  # backoff alone, capped

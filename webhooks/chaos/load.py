@@ -7,8 +7,13 @@ about ``rate_per_second`` first attempts a second. A chain's next event goes out
 previous one was answered 2xx (right after it: the order the shards should show is defined),
 so during a fault the started chains wait on their retries while new ones keep arriving; the
 only bound is ``max_chains`` in flight (a tick that finds that many is dropped and counted in
-``skipped_starts``). Retries are paced by exponential backoff capped at 2 s, with full jitter
-(a ``Retry-After`` longer than the cap is not waited out: the provider is eager). A non-2xx
+``skipped_starts``). Retries are paced by exponential backoff capped at 2 s, with full jitter,
+and an answer's ``Retry-After`` is honoured (waited out, times 1–1.5 so the chains told the same
+time do not all come back at once), as providers do — real ones wait far longer (Svix: 5 s, then
+5 min; Stripe: hours). Ignoring it was tried: ~1,000 chains retrying within 2 s kept all 96
+clients busy against ingest, so every circuit-open answer queued behind ~95 others (the
+fail-fast probe's p99 ≈ 96 × ingest's CPU per answer: 161–318 ms on a slow day) — a measure of
+a closed-loop flood, not of the breaker. A non-2xx
 answer other than 4xx, or no answer, is retried until 2xx or the drain deadline; a 4xx ends
 the chain (a provider gives up on it). A fraction of events is sent once more after its 2xx —
 a provider duplicate with the same ``webhook-id``. Every attempt is recorded (wall-clock
@@ -134,7 +139,7 @@ class Provider:
         """Until 2xx (True), a 4xx or the drain deadline (False)."""
         failures = 0
         while True:
-            attempt = await self._post(clients, event)
+            attempt, retry_after = await self._post(clients, event)
             if attempt.ok:
                 if self._rng.random() < self.shape.resend_fraction:
                     await self._post(clients, event, resend=True)
@@ -143,22 +148,25 @@ class Provider:
                 return False
             failures += 1
             # full jitter: the chains that failed together must not all come back together
-            delay = self._rng.uniform(0.05, min(RETRY_CAP_SECONDS, 0.1 * 2 ** failures))
+            delay = max(self._rng.uniform(0.05, min(RETRY_CAP_SECONDS, 0.1 * 2 ** failures)),
+                        retry_after * self._rng.uniform(1.0, 1.5))
             if trio.current_time() + delay >= drain_end:
                 return False
             await trio.sleep(delay)
 
     async def _post(self, clients: _Pool,
-                    event: PlannedEvent, *, resend: bool = False) -> Attempt:
+                    event: PlannedEvent, *, resend: bool = False) -> tuple[Attempt, float]:
+        """The attempt, and the seconds its answer's ``Retry-After`` asked for (0 if none)."""
         async with clients.client() as client:
-            attempt = await self._post_with(client, event, resend)
+            attempt, retry_after = await self._post_with(client, event, resend)
         self.attempts.append(attempt)
         if attempt.ok:
             self.ok_answers += 1
             self.acknowledged.add(event.provider_event_id)
-        return attempt
+        return attempt, retry_after
 
-    async def _post_with(self, client: httpx.AsyncClient, event: PlannedEvent, resend: bool) -> Attempt:
+    async def _post_with(self, client: httpx.AsyncClient, event: PlannedEvent,
+                         resend: bool) -> tuple[Attempt, float]:
         body = json.dumps(event.payload).encode()
         webhook_id, timestamp = f"msg_{event.provider_event_id}", int(time.time())
         headers = {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
@@ -168,10 +176,19 @@ class Provider:
             response = await client.post(f"{self.ingest_url}/webhooks/payments/{event.kind}", content=body,
                                          headers=headers)
         except httpx.TransportError:
-            return Attempt(event.provider_event_id, started, time.time(), None, resend=resend)
-        return Attempt(event.provider_event_id, started, time.time(), response.status_code,
-                       retry_after="retry-after" in response.headers,
-                       problem_type=_problem_type(response), resend=resend)
+            return Attempt(event.provider_event_id, started, time.time(), None, resend=resend), 0.0
+        return (Attempt(event.provider_event_id, started, time.time(), response.status_code,
+                        retry_after="retry-after" in response.headers,
+                        problem_type=_problem_type(response), resend=resend),
+                _retry_after_seconds(response))
+
+
+def _retry_after_seconds(response: httpx.Response) -> float:
+    """Delay-seconds only (ingest never sends an HTTP date); anything else or absurd counts as none."""
+    value = response.headers.get("retry-after", "")
+    if not value.isascii() or not value.isdigit() or len(value) > 4:
+        return 0.0
+    return float(value)
 
 
 def _problem_type(response: httpx.Response) -> str | None:
