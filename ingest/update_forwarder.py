@@ -35,7 +35,14 @@ from ingest.api_client import counted_attempt
 from ingest.breaker_actor import CircuitBreakerActor
 from ingest.metrics import API_BATCH_SIZE
 from shared.domain import Outcome
-from shared.errors import BadGateway, GatewayTimeout, WebhookError, error_for_problem_type, rejects_the_event
+from shared.errors import (
+    BadGateway,
+    CircuitOpen,
+    GatewayTimeout,
+    WebhookError,
+    error_for_problem_type,
+    rejects_the_event,
+)
 from shared.logs import get_logger
 from shared.messages import DisputeUpdate, InboundUpdate, OrderUpdate
 from shared.retry_policy import TransientFailure, retrying
@@ -101,6 +108,7 @@ class _Call:
 
     pending: list[_Waiter]
     attempts: int = field(default=0)
+    sent: bool = False  # an attempt has gone to the api
 
     def still_waiting(self) -> list[_Waiter]:
         self.pending = [waiter for waiter in self.pending if waiter.waiting()]
@@ -196,7 +204,11 @@ class UpdateForwarder:
                     await self._attempt(call)
         except TransientFailure as exc:
             call.fail(exc.final)
-        except Exception as exc:  # noqa: BLE001 - CircuitOpen, BadGateway, or a bug: each webhook raises it
+        except CircuitOpen as exc:  # refused the first attempt (never called), or a retry (called, failed)
+            call.fail(exc if not call.sent else CircuitOpen(
+                "the api failed this webhook's call and the circuit has opened since; not retrying it for now",
+                retry_after_seconds=exc.retry_after_seconds, api_called=True))
+        except Exception as exc:  # noqa: BLE001 - BadGateway, or a bug: each webhook raises it
             call.fail(exc)
 
     async def _back_off(self, seconds: float) -> None:
@@ -218,6 +230,7 @@ class UpdateForwarder:
             async with self._breaker.permit(answers=BREAKER_ANSWERS):
                 with counted_attempt(BREAKER_ANSWERS):
                     API_BATCH_SIZE.observe(len(call.pending))
+                    call.sent = True
                     results = await self._send_in_time([waiter.item for waiter in call.pending])
                     call.settle([answer_for(result) for result in results])
         finally:

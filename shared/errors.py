@@ -41,6 +41,10 @@ class WebhookError(Exception):
         self.detail = detail
         self.errors = errors or []
 
+    def extensions(self) -> dict[str, object]:
+        """RFC 9457 extension members of this error's problem, beside type/title/status/detail/errors."""
+        return {}
+
 
 class InvalidInput(WebhookError):
     title = "Invalid request body"
@@ -110,7 +114,18 @@ class BrokerUnavailable(Unavailable):
 
 
 class CircuitOpen(Unavailable):
+    """``api_called``: whether this webhook's update had gone to the api (and failed) before the
+    circuit refused its retry — a problem extension member, so that a caller can tell a fail-fast
+    refusal from an answer that waited on a failing api."""
+
     title = "Circuit open"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1, api_called: bool = False) -> None:
+        super().__init__(detail, retry_after_seconds=retry_after_seconds)
+        self.api_called = api_called
+
+    def extensions(self) -> dict[str, object]:
+        return {"api_called": self.api_called}
 
 
 class BadGateway(WebhookError):

@@ -8,7 +8,7 @@ the tests hold the running services to them (schemathesis).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -22,6 +22,9 @@ class Problem(msgspec.Struct, kw_only=True):
     status: int
     detail: str
     errors: list[dict[str, str]] = []
+    api_called: Annotated[bool, msgspec.Meta(description=(
+        "circuit-open (503) only: false when refused on arrival without calling the api; true when the "
+        "webhook's call had failed and the circuit opened before its retry"))] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Accepted(msgspec.Struct, kw_only=True):

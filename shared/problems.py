@@ -19,10 +19,12 @@ _encode = msgspec.json.Encoder().encode
 
 
 def problem_body(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None,
-                 problem_type: str = "about:blank") -> bytes:
+                 problem_type: str = "about:blank", extensions: dict[str, object] | None = None) -> bytes:
     body: dict[str, Any] = {"type": problem_type, "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
+    if extensions:
+        body.update(extensions)
     return _encode(body)
 
 
@@ -32,7 +34,8 @@ def problem_for(error: WebhookError) -> tuple[bytes, int, dict[str, str]]:
     headers = {"Content-Type": CONTENT_TYPE}
     if isinstance(error, Unavailable):
         headers["Retry-After"] = str(error.retry_after_seconds)
-    body = problem_body(mapping.http_status, error.title, error.detail, error.errors, mapping.problem_type)
+    body = problem_body(mapping.http_status, error.title, error.detail, error.errors, mapping.problem_type,
+                        error.extensions())
     return body, mapping.http_status, headers
 
 

@@ -6,7 +6,16 @@ import datetime as dt
 import math
 from dataclasses import replace
 
-from webhooks.chaos.audit import CIRCUIT_OPEN_TYPE, Attempt, Facts, Letter, OfferedLoad, StoredRow, audit
+from webhooks.chaos.audit import (
+    CIRCUIT_OPEN_TYPE,
+    Attempt,
+    Facts,
+    Letter,
+    OfferedLoad,
+    StoredRow,
+    audit,
+    read_problem,
+)
 from webhooks.chaos.plan import Chain, chain, chains
 
 START = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -260,3 +269,28 @@ def test_the_verdict_holds_the_probe_figure_to_the_target_and_the_load_figure_on
     slow = [*fast, _open("probe_11", 10.6, 10.612)]
     assert breaker(replace(facts, probe=slow)) == ["breaker-open p99 12.0 ms > 10 ms (probe)"]
     assert breaker(replace(facts, probe=[])) == ["breaker-open p99 60.0 ms > 10 ms (load, no probe answer)"]
+
+
+def test_an_answer_that_says_the_api_was_called_is_not_a_fail_fast_answer() -> None:
+    """A half-open trial that failed (here 1 s, the api's timeout) while the provider had been told
+    open: ingest's ``api_called`` leaves it out; it still tells the circuit is open."""
+    e = _chain().events
+    load = [_open(e[0].provider_event_id, 9.9, 10.0)]
+    trial = replace(_open("probe_0", 10.1, 11.1), api_called=True)
+    probe = [trial, _open("probe_1", 11.2, 11.203)]
+    result = audit(Facts(e, load, [], {}, sync_mode=True, probe=probe))
+    assert result.probe_open_answers == 1 and round(result.probe_open_p99_ms or 0, 3) == 3.0
+    alone = audit(Facts(e, [], [], {}, sync_mode=True, probe=probe))  # the trial's answer told open
+    assert alone.probe_open_answers == 1
+
+
+def test_read_problem_takes_the_type_and_api_called_and_nothing_from_what_is_not_a_problem() -> None:
+    body = b'{"type": "urn:payment-webhooks:problem:circuit-open", "api_called": true}'
+    assert read_problem(503, "application/problem+json", body) == (CIRCUIT_OPEN_TYPE, True)
+    assert read_problem(503, "application/problem+json", body.replace(b"true", b"false")) == (CIRCUIT_OPEN_TYPE,
+                                                                                               False)
+    assert read_problem(503, "application/problem+json", b'{"type": 7, "api_called": "yes"}') == (None, False)
+    assert read_problem(503, "application/problem+json", b"[1]") == (None, False)
+    assert read_problem(503, "application/json", b"\xff not json") == (None, False)
+    assert read_problem(503, "text/plain", body) == (None, False)
+    assert read_problem(202, "application/json", body) == (None, False)

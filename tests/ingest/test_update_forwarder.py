@@ -279,6 +279,7 @@ async def test_while_the_circuit_is_open_a_webhook_is_refused_at_once(autojump_c
         assert trio.current_time() == started
         refused = answers["refused"]
         assert isinstance(refused, CircuitOpen) and refused.retry_after_seconds == 30
+        assert not refused.api_called
         nursery.cancel_scope.cancel()
     assert [events for _, events in api.calls] == [["slow"]]
 
@@ -295,6 +296,7 @@ async def test_a_call_backing_off_when_the_circuit_opens_is_answered_at_once(aut
         assert trio.current_time() == started
         assert breaker.state is rules.State.OPEN
     assert {type(answer) for answer in answers.values()} == {CircuitOpen}
+    assert all(isinstance(a, CircuitOpen) and a.api_called for a in answers.values())  # it had been tried
     assert len(api.calls) == 1
 
 

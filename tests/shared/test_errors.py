@@ -11,6 +11,7 @@ from ingest.api_client import HttpApiClient
 from shared.errors import (
     ERROR_MAP,
     BadGateway,
+    CircuitOpen,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -33,6 +34,14 @@ def test_every_error_has_its_own_problem_type_and_renders_with_it() -> None:
         assert (problem["type"], problem["status"], status) == (mapping.problem_type, mapping.http_status,
                                                                  mapping.http_status)
         assert error_for_problem_type(problem["type"]) is error
+
+
+@pytest.mark.parametrize("api_called", [False, True])
+def test_a_circuit_open_problem_says_whether_the_api_was_called_and_when_to_retry(api_called: bool) -> None:
+    body, status, headers = problem_for(CircuitOpen("not now", retry_after_seconds=7, api_called=api_called))
+    problem = json.loads(body)
+    assert (status, headers["Retry-After"], problem["api_called"], problem["detail"]) == (503, "7", api_called,
+                                                                                           "not now")
 
 
 @pytest.mark.parametrize(("name", "error"), [("NOT_FOUND", NotFound), ("FAILED_PRECONDITION", InvalidTransition),

@@ -21,7 +21,8 @@ final statuses, every dead letter) and this module judges them. The definitions:
   request started after that answer* finished in between (a 2xx to a request that began
   before the circuit opened says nothing about the circuit since). A request that arrived
   while the circuit was closed and met it open on a retry waited for its failed attempts
-  first: it is not a fail-fast answer and is left out of their latency;
+  first: it is not a fail-fast answer and is left out of their latency — ingest says so itself
+  (the problem's ``api_called``), which also leaves out a half-open trial that failed;
 - **the probe's breaker-open answers**: the same, for the fail-fast probe's attempts
   (``probe.py``: one signed webhook about an unknown order at a time, from a process of its
   own), told open by any circuit-open answer, the load's or the probe's. The load's latencies
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence, Set
@@ -51,6 +53,20 @@ from dataclasses import dataclass, field
 from webhooks.chaos.plan import PlannedEvent
 
 CIRCUIT_OPEN_TYPE = "urn:payment-webhooks:problem:circuit-open"
+
+
+def read_problem(status: int, content_type: str, body: bytes) -> tuple[str | None, bool]:
+    """An answer's problem ``type`` (None if it is not a problem of ours) and its ``api_called``."""
+    if status < 400 or "json" not in content_type:
+        return None, False
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None, False
+    if not isinstance(parsed, dict):
+        return None, False
+    kind = parsed.get("type")
+    return (kind if isinstance(kind, str) else None), parsed.get("api_called") is True
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,7 @@ class Attempt:
     retry_after: bool = False
     problem_type: str | None = None
     resend: bool = False  # the provider sent it again after a 2xx
+    api_called: bool = False  # circuit-open, but only after the webhook's own call had failed
 
     @property
     def ok(self) -> bool:
@@ -203,7 +220,7 @@ def _fail_fast_latencies(told: Sequence[Attempt], judged: Sequence[Attempt]) -> 
     latest_ok_start = list(itertools.accumulate((started for _, started in oks), max))  # of 2xx finished so far
     latencies = []
     for attempt in judged:
-        if attempt.problem_type != CIRCUIT_OPEN_TYPE:
+        if attempt.problem_type != CIRCUIT_OPEN_TYPE or attempt.api_called:
             continue
         opened = bisect.bisect_left(open_finishes, attempt.started_at)
         if not opened:

@@ -42,7 +42,7 @@ import httpx
 import trio
 
 from ingest.signatures import sign
-from webhooks.chaos.audit import Attempt
+from webhooks.chaos.audit import Attempt, read_problem
 from webhooks.chaos.plan import Chain, PlannedEvent
 
 RETRY_CAP_SECONDS = 2.0
@@ -177,9 +177,11 @@ class Provider:
                                          headers=headers)
         except httpx.TransportError:
             return Attempt(event.provider_event_id, started, time.time(), None, resend=resend), 0.0
+        kind, api_called = read_problem(response.status_code, response.headers.get("content-type", ""),
+                                        response.content)
         return (Attempt(event.provider_event_id, started, time.time(), response.status_code,
-                        retry_after="retry-after" in response.headers,
-                        problem_type=_problem_type(response), resend=resend),
+                        retry_after="retry-after" in response.headers, problem_type=kind, resend=resend,
+                        api_called=api_called),
                 _retry_after_seconds(response))
 
 
@@ -189,13 +191,3 @@ def _retry_after_seconds(response: httpx.Response) -> float:
     if not value.isascii() or not value.isdigit() or len(value) > 4:
         return 0.0
     return float(value)
-
-
-def _problem_type(response: httpx.Response) -> str | None:
-    if response.status_code < 400 or "json" not in response.headers.get("content-type", ""):
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get("type") if isinstance(body, dict) else None

@@ -40,7 +40,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from ingest.signatures import sign
-from webhooks.chaos.audit import Attempt
+from webhooks.chaos.audit import Attempt, read_problem
 from webhooks.chaos.plan import AMOUNT, CURRENCY
 
 SECRET_VARIABLE = "CHAOS_PROBE_SECRET"  # base64: a secret is never put on a command line
@@ -112,17 +112,6 @@ class Connection:
             self._sock = None
 
 
-def problem_type(status: int, content_type: str, body: bytes) -> str | None:
-    if status < 400 or "json" not in content_type:
-        return None
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    kind = parsed.get("type") if isinstance(parsed, dict) else None
-    return kind if isinstance(kind, str) else None
-
-
 def attempt(conn: Connection, clock: Clock, req: Request) -> Attempt:
     """One POST and its whole answer."""
     started = clock.now()
@@ -132,9 +121,10 @@ def attempt(conn: Connection, clock: Clock, req: Request) -> Attempt:
         conn.close()  # the next request opens a new connection
         return Attempt(req.event_id, started, clock.now(), None)
     finished = clock.now()
-    kind = problem_type(response.status, response.getheader("content-type", ""), body)
+    kind, api_called = read_problem(response.status, response.getheader("content-type", ""), body)
     return Attempt(req.event_id, started, finished, response.status,
-                   retry_after=response.getheader("retry-after") is not None, problem_type=kind)
+                   retry_after=response.getheader("retry-after") is not None, problem_type=kind,
+                   api_called=api_called)
 
 
 def run(url: str, secret: bytes, run_tag: str, seconds: float, interval: float, out: IO[str]) -> None:
