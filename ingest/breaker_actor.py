@@ -27,6 +27,7 @@ only moves messages and publishes the state in metrics.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,10 +70,11 @@ def result_of(exc: BaseException | None, answers: tuple[type[Exception], ...] = 
 
 class CircuitBreakerActor:
     def __init__(self, config: rules.BreakerConfig, name: str = "api",
-                 clock: Callable[[], float] = trio.current_time) -> None:
+                 clock: Callable[[], float] = trio.current_time, rng: random.Random | None = None) -> None:
         self._breaker = rules.Breaker(config)
         self._name = name
         self._clock = clock
+        self._rng = rng or random.Random()
         self._send, self._inbox = trio.open_memory_channel[_Ask | _Report](math.inf)
         self._opened = trio.Event()  # set while the circuit is open; a fresh one once it is not
         self._publish(self._breaker.state)
@@ -93,7 +95,7 @@ class CircuitBreakerActor:
         be refused: while the circuit is open they answer 503 at once. It reads the actor's last
         state (an immutable value) and changes nothing; ``permit`` stays the one authority."""
         retry_after = rules.refusal(self._breaker, self._clock())
-        return None if retry_after is None else _circuit_open(retry_after)
+        return None if retry_after is None else self._circuit_open(retry_after)
 
     async def opened(self) -> None:
         """Return once the circuit is open (at once if it is).
@@ -109,7 +111,7 @@ class CircuitBreakerActor:
         """Hold a permit for one call; raise ``CircuitOpen`` (with Retry-After) if refused."""
         decision = await self._ask()
         if decision.permit is None:
-            raise _circuit_open(decision.retry_after_seconds)
+            raise self._circuit_open(decision.retry_after_seconds)
         try:
             yield decision.permit
         except BaseException as exc:
@@ -168,6 +170,12 @@ class CircuitBreakerActor:
                     self._breaker = rules.report(self._breaker, decision.permit, rules.Result.RELEASED,
                                                  self._clock())
 
+    def _circuit_open(self, retry_after_seconds: float) -> CircuitOpen:
+        """The refusal, its Retry-After spread over ``retry_after_spread_seconds`` (see the config)."""
+        spread = self._rng.uniform(0, self._breaker.config.retry_after_spread_seconds)
+        return CircuitOpen("the api is failing; not calling it for now",
+                           retry_after_seconds=max(1, math.ceil(retry_after_seconds + spread)))
+
     def _signal(self, state: rules.State) -> None:
         if state is rules.State.OPEN:
             self._opened.set()
@@ -178,7 +186,3 @@ class CircuitBreakerActor:
         for candidate in rules.State:
             BREAKER_STATE.labels(self._name, candidate.value).set(1 if candidate is state else 0)
 
-
-def _circuit_open(retry_after_seconds: float) -> CircuitOpen:
-    return CircuitOpen("the api is failing; not calling it for now",
-                       retry_after_seconds=max(1, math.ceil(retry_after_seconds)))

@@ -90,6 +90,9 @@ class BreakerConfig:
     failure_threshold: int = 5
     reset_timeout_seconds: float = 30.0
     half_open_max_calls: int = 1
+    # Retry-After = the wait the rules say + a random share of this: callers refused together are
+    # not all sent back at the same instant (the half-open moment) to a just-recovered api
+    retry_after_spread_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,9 @@ def _api_check(base_url: str) -> Check:
 @asynccontextmanager
 async def open_sync_mode(settings: Settings, loop: trio_asyncio.TrioEventLoop,
                          nursery: trio.Nursery) -> AsyncIterator[Mode]:
-    breaker = CircuitBreakerActor(BreakerConfig(settings.breaker_failure_threshold,
-                                                settings.breaker_reset_timeout_seconds))
+    breaker = CircuitBreakerActor(BreakerConfig(
+        settings.breaker_failure_threshold, settings.breaker_reset_timeout_seconds,
+        retry_after_spread_seconds=settings.breaker_retry_after_spread_seconds))
     await nursery.start(breaker.run)
     inner: HttpApiClient | GrpcApiClient
     check: Check

@@ -222,6 +222,7 @@ class Settings:
     api_calls_in_flight: int = _env("API_CALLS_IN_FLIGHT", parse_positive_int, 2)
     breaker_failure_threshold: int = _env("BREAKER_FAILURE_THRESHOLD", parse_positive_int, 5)
     breaker_reset_timeout_seconds: float = _env("BREAKER_RESET_TIMEOUT", parse_duration_seconds, 30.0)
+    breaker_retry_after_spread_seconds: float = _env("BREAKER_RETRY_AFTER_SPREAD", parse_duration_seconds, 5.0)
     bind_host: str = _env("BIND_HOST", parse_text, "127.0.0.1")
     ingest_port: int = _env("INGEST_PORT", parse_port, 8000)
     api_port: int = _env("API_PORT", parse_port, 3000)

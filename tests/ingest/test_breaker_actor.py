@@ -275,3 +275,27 @@ async def test_opened_returns_while_the_circuit_is_open_and_waits_again_once_it_
         with trio.move_on_after(60) as reclosed_wait:
             await breaker.opened()
         assert reclosed_wait.cancelled_caught
+
+
+async def test_retry_after_is_spread_over_the_configured_window_beyond_the_reset_timeout(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Callers refused together are told different moments — from the trial on, over the spread —
+    so a backlog does not come back in one instant; without a spread they are told the trial."""
+    spread = rules.BreakerConfig(THRESHOLD, reset_timeout_seconds=30, retry_after_spread_seconds=10)
+    async with open_breaker(spread) as breaker:
+        await open_circuit(breaker)
+        await trio.sleep(20)  # 10 s until the trial
+        told = set()
+        for _ in range(200):
+            refused = breaker.refusal()
+            assert refused is not None
+            told.add(refused.retry_after_seconds)
+            with pytest.raises(CircuitOpen) as asked:
+                await call(breaker)
+            told.add(asked.value.retry_after_seconds)
+        assert told == set(range(11, 21))  # ceil(10 + a share of 10): never before the trial
+    async with open_breaker() as exact:
+        await open_circuit(exact)
+        await trio.sleep(20)
+        refused = exact.refusal()
+        assert refused is not None and refused.retry_after_seconds == 10
