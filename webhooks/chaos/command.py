@@ -31,7 +31,8 @@ async def run_chaos_command(names: Sequence[str], modes: Sequence[Mode], rate: f
         f"below: a new chain starts every 1/{rate:g} × 3.5 s (3.5 events a chain on average), whatever became "
         f"of the ones before, so a healthy system gets about {rate:g} first attempts a second (provider retries "
         "come on top); a chain's next event goes out right after its previous one's 2xx, so during a fault the "
-        "started chains wait on their retries while new ones keep starting. Configured beside the "
+        "started chains wait on their retries while new ones keep starting; a retry waits out the answer's "
+        "`Retry-After` (× 1–1.5) or, without one, a jittered backoff of up to 2 s. Configured beside the "
         f"defaults: {report.settings_line()}.",
         report.table(results),
         report.BREAKER_FIGURES,

@@ -23,7 +23,9 @@ BREAKER_FIGURES = (
     "that busy event loop takes to get back to an answer that has arrived; and by the probe, a process of its "
     "own sending one signed webhook about an unknown order at a time (every 50 ms, one keep-alive connection), "
     "whose figure is what a caller not itself overloaded waits and is the one the verdict holds to 10 ms (the "
-    "load's only where the probe saw no open circuit).")
+    "load's only where the probe saw no open circuit). Only fail-fast refusals are timed: a circuit-open 503 "
+    "whose problem says `api_called` (the webhook's call failed before the circuit opened, or it was a failed "
+    "half-open trial) waited on the api, not on the breaker.")
 
 
 def _counts(counts: Mapping[str, int]) -> str:
