@@ -7,7 +7,8 @@
     webhooks dlq list|replay [--reason R] [--limit N]    dead letters
     webhooks send-sample [--users N] [--provider P]      sign and post a sample stream (native or stripe)
     webhooks bench [SCENARIO ...]                        k6 benchmarks; tables in bench/
-    webhooks soak [--minutes N] [--rate R] [--broker-only]  steady load: RSS, CPU, p99 every 10 s; soak/
+    webhooks soak [--mode kafka|http] [--minutes N] [--rate R]  steady load: RSS, CPU, p99 every 10 s; soak/
+    webhooks soak --broker-only [--minutes N] [--rate R] the same Kafka traffic with no service of ours
     webhooks chaos [--scenario NAME ...] [--mode M ...]  fault scenarios, audited; tables in chaos/
 """
 
@@ -28,6 +29,7 @@ from shared.service import load_settings
 from shared.settings import MODES, Settings
 from shared.topics import ALL_TOPICS, admin_client, create_topics, describe_topics, scale_topics
 from webhooks.connection_file import command_environ, connection_path, read_connection
+from webhooks.soak import SOAK_MODES
 
 
 def _warn(message: str) -> None:
@@ -84,13 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", default="10s", help="k6 duration per variant (default 10s)")
     bench.add_argument("--vus", type=int, default=50, help="concurrent clients (default 50)")
 
-    soak = commands.add_parser("soak", help="kafka mode under a steady load: RSS and p99 every 10 s; writes soak/")
+    soak = commands.add_parser("soak", help="one mode under a steady load: RSS and p99 every 10 s; writes soak/")
+    soak.add_argument("--mode", choices=SOAK_MODES, default="kafka",
+                      help="kafka (default: ingest, api, two workers, the broker; soak/results.*) or http "
+                           "(Procfile.http: ingest calling the api, no broker; soak/results-http.*)")
     soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default 10)")
     soak.add_argument("--rate", type=int, default=None,
                       help="webhooks/s (default: half the peak a 20 s flat-out probe of the same stack measures)")
     soak.add_argument("--broker-only", action="store_true",
                       help="the soak's Kafka traffic alone (no service of ours), at --rate (default 400)/s: "
-                           "does the embedded broker slow down as it fills?")
+                           "does the embedded broker slow down as it fills? (kafka mode only)")
+    soak.set_defaults(usage_error=soak.error)  # cmd_soak refuses a combination argparse cannot express
 
     chaos = commands.add_parser("chaos", help="fault scenarios, audited for lost / duplicated / out-of-order events")
     chaos.add_argument("--scenario", action="append", default=[], metavar="NAME",
@@ -213,8 +219,11 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from webhooks.soak.runner import run_soak
+    from webhooks.soak.runner import RESULTS, run_soak
 
+    if args.broker_only and args.mode != "kafka":
+        args.usage_error(f"--broker-only sends kafka mode's broker traffic alone; --mode {args.mode} has no broker "
+                         "(leave out --mode, or --broker-only)")  # exits 2 with the soak's usage
     if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):
         print("webhooks soak: --minutes and --rate must be positive", file=sys.stderr)
         return 2
@@ -222,7 +231,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
         from webhooks.soak.broker_control import run_broker_only
 
         return trio.run(run_broker_only, args.minutes, args.rate or 400)
-    return trio.run(run_soak, args.minutes, args.rate)
+    return trio.run(run_soak, args.minutes, args.rate, RESULTS, args.mode)
 
 
 COMMANDS = {"dev": cmd_dev, "deps": cmd_deps, "migrate": cmd_migrate, "topics": cmd_topics, "bench": cmd_bench,

@@ -1,10 +1,13 @@
-"""``webhooks soak`` refuses a length or rate that cannot run, before starting anything."""
+"""``webhooks soak`` refuses a length, rate or mode that cannot run, before starting anything."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from webhooks.cli import main
+from webhooks.soak import runner
 from webhooks.soak.broker_control import measure_broker_only
 
 
@@ -14,6 +17,40 @@ def test_a_soak_that_cannot_run_exits_2(argv: list[str], capsys: pytest.CaptureF
         main(argv)
     assert exited.value.code == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["soak", "--mode", "http", "--broker-only"],
+                                  ["soak", "--broker-only", "--mode", "http"]])
+def test_broker_only_in_http_mode_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: webhooks soak") and "--broker-only" in err and "--mode http has no broker" in err
+
+
+def test_a_mode_the_soak_does_not_run_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["soak", "--mode", "grpc"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'grpc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "mode"), [([], "kafka"), (["--mode", "http"], "http"),
+                                            (["--mode", "kafka"], "kafka")])
+def test_the_soak_runs_in_the_mode_asked_for_kafka_by_default(argv: list[str], mode: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    async def fake_run_soak(minutes: float, rate: int | None, results: Path, mode: str) -> int:
+        calls.append((minutes, rate, results, mode))
+        return 0
+
+    monkeypatch.setattr(runner, "run_soak", fake_run_soak)
+    with pytest.raises(SystemExit) as exited:
+        main(["soak", *argv, "--minutes", "1", "--rate", "100"])
+    assert exited.value.code == 0
+    assert calls == [(1.0, 100, runner.RESULTS, mode)]
 
 
 async def test_the_broker_only_control_acknowledges_everything_and_reports_each_window() -> None:

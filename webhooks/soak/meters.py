@@ -1,5 +1,6 @@
 """What the soak reads off the running system every 10 s: RSS and CPU of every process, and the
-broker's acknowledgements as ingest timed them since the previous reading.
+broker's acknowledgements as ingest timed them since the previous reading (kafka mode; http mode has no
+broker: no metrics URL is given and every reading's ``ack_buckets`` is empty).
 
 CPU is user + system time over the interval, as % of one core: on a 2-core machine shared by
 everything, a process whose CPU climbs takes it from the others (the broker's did, see README).
@@ -27,7 +28,7 @@ class Reading:
 
 class Meters:
     def __init__(self, processes: Mapping[str, psutil.Process], pg_port: int, broker: psutil.Process | None,
-                 ingest_metrics_url: str) -> None:
+                 ingest_metrics_url: str | None) -> None:
         self._processes = {**processes, **({"broker": broker} if broker is not None else {})}
         self._pg_port = pg_port
         self._metrics_url = ingest_metrics_url
@@ -51,6 +52,8 @@ class Meters:
         return reading
 
     async def _scrape(self, client: httpx.AsyncClient) -> dict[float, float]:
+        if self._metrics_url is None:
+            return {}
         try:
             response = await client.get(self._metrics_url)
             if response.status_code == 200:

@@ -1,8 +1,11 @@
-"""The soak's system: the kafka-mode processes of the Procfile on the embedded PostgreSQL and broker.
+"""The soak's system: the processes of one mode's Procfile on the embedded PostgreSQL (and broker).
 
-ingest, api and two workers, each a real ``python -m`` process (``webhooks.bench.stack.service``)
-on seeded shards (``seeded_shards``: order-i of user-i, so every webhook the load sends is
-about an order that exists). Yields what the sampler measures: every process by name.
+kafka mode (``Procfile``): ingest, api and two workers on the embedded broker. http mode
+(``Procfile.http``): ingest calling the api's internal routes over HTTP (its forwarder batching
+concurrent webhooks into one call) and the api writing to PostgreSQL — no broker, no topics, no
+workers. Each is a real ``python -m`` process (``webhooks.bench.stack.service``) on seeded shards
+(``seeded_shards``: order-i of user-i, so every webhook the load sends is about an order that
+exists). Yields what the sampler measures: every process by name.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from shared.topics import ALL_TOPICS, DISPUTES, ORDERS, admin_client, create_top
 from webhooks.bench.ingest_modes import TOKEN, WHSEC
 from webhooks.bench.stack import seeded_shards, service
 from webhooks.embedded import free_port
+from webhooks.soak import SoakMode
 
 USERS = 1_000
 PARTITIONS = 6
@@ -30,13 +34,21 @@ WORKERS = 2
 @dataclass(frozen=True)
 class SoakStack:
     ingest_url: str  # base of the webhook routes
-    ingest_metrics_url: str
-    processes: dict[str, psutil.Process]  # ingest, api, worker-1, worker-2
+    ingest_metrics_url: str | None  # None: nothing to scrape (http mode has no broker acknowledgements)
+    processes: dict[str, psutil.Process]  # ingest, api (, worker-1, worker-2 in kafka mode)
     database_urls: list[str]
 
 
 @asynccontextmanager
-async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootstrap: str) -> AsyncIterator[SoakStack]:
+async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootstrap: str | None,
+                          mode: SoakMode = "kafka") -> AsyncIterator[SoakStack]:
+    """``bootstrap``: the broker's address in kafka mode; http mode takes None (it has no broker)."""
+    if mode == "http":
+        async with _open_http_stack(loop, pg_port) as stack:
+            yield stack
+        return
+    if bootstrap is None:
+        raise ValueError("kafka mode needs the broker's bootstrap address")
     prefix = f"soak{uuid.uuid4().hex[:6]}."
     await trio.to_thread.run_sync(create_topics, admin_client(bootstrap), [prefix + t for t in ALL_TOPICS],
                                   PARTITIONS)
@@ -64,6 +76,23 @@ async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootst
         processes = {"ingest": psutil.Process(ingest.pid), **processes}
         yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", f"http://127.0.0.1:{ingest_port}/metrics",
                         processes, urls)
+
+
+@asynccontextmanager
+async def _open_http_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int) -> AsyncIterator[SoakStack]:
+    """``Procfile.http``: the api, then ingest pointed at it (``API_BASE_URL``, presenting ``INTERNAL_TOKEN``)."""
+    urls = await seeded_shards(loop, pg_port, f"soak_{uuid.uuid4().hex[:6]}", orders=USERS)
+    async with AsyncExitStack() as stack:
+        api_port = free_port()
+        api = await stack.enter_async_context(service(["-m", "api"], {
+            "WEBHOOK_MODE": "http", "API_PORT": str(api_port), "API_GRPC_PORT": str(free_port()),
+            "DATABASE_URLS": ",".join(urls), "INTERNAL_TOKEN": TOKEN, "API_TOKENS": "soak-public-token"}, api_port))
+        ingest_port = free_port()
+        ingest = await stack.enter_async_context(service(["-m", "ingest"], {
+            "WEBHOOK_MODE": "http", "INGEST_PORT": str(ingest_port), "WEBHOOK_SECRETS": WHSEC,
+            "INTERNAL_TOKEN": TOKEN, "API_BASE_URL": f"http://127.0.0.1:{api_port}"}, ingest_port))
+        yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", None,
+                        {"ingest": psutil.Process(ingest.pid), "api": psutil.Process(api.pid)}, urls)
 
 
 async def _wait_partitions_shared(ports: list[int], topics: list[str]) -> None:
