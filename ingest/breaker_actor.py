@@ -38,6 +38,8 @@ from ingest import circuit_breaker as rules
 from ingest.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
 from shared.errors import CircuitOpen
 
+MAX_RETRY_AFTER_SECONDS = 86_400.0  # whatever the settings say, a caller is not told to wait over a day
+
 
 @dataclass(frozen=True)
 class _Ask:
@@ -97,13 +99,24 @@ class CircuitBreakerActor:
         retry_after = rules.refusal(self._breaker, self._clock())
         return None if retry_after is None else self._circuit_open(retry_after)
 
+    def refusal_while_open(self, for_seconds: float = 0.0) -> CircuitOpen | None:
+        """``CircuitOpen`` if the circuit is open and its trial is not due within ``for_seconds``; else None.
+
+        Unlike ``refusal`` it says nothing while half-open: a trial slot busy now may already be free
+        by a report still in the inbox, which only ``permit`` answers in order. For a retry that
+        would wait for a call slot, or sleep its backoff, only to be refused."""
+        now = self._clock()
+        trial_at = rules.trial_at(self._breaker)
+        if trial_at is None or trial_at <= now + for_seconds:
+            return None
+        return self._circuit_open(trial_at - now)
+
     async def opened(self) -> None:
         """Return once the circuit is open (at once if it is).
 
-        A call backing off between attempts waits for this beside its delay: once the circuit
-        has opened, its next attempt could only be refused, so its webhooks should hear it now
-        rather than after the delay. (Open past its reset timeout still counts until the next
-        ask moves the actor to half-open: that call then asks for its trial a little early.)"""
+        A call backing off between attempts waits for this beside its delay, then asks
+        ``refusal_while_open`` whether its next attempt could only be refused. (The state read is
+        the actor's last: open past its reset timeout still counts until the next ask.)"""
         await self._opened.wait()
 
     @asynccontextmanager
@@ -172,9 +185,9 @@ class CircuitBreakerActor:
 
     def _circuit_open(self, retry_after_seconds: float) -> CircuitOpen:
         """The refusal, its Retry-After spread over ``retry_after_spread_seconds`` (see the config)."""
-        spread = self._rng.uniform(0, self._breaker.config.retry_after_spread_seconds)
-        return CircuitOpen("the api is failing; not calling it for now",
-                           retry_after_seconds=max(1, math.ceil(retry_after_seconds + spread)))
+        spread = self._rng.uniform(0, min(self._breaker.config.retry_after_spread_seconds, MAX_RETRY_AFTER_SECONDS))
+        seconds = min(retry_after_seconds + spread, MAX_RETRY_AFTER_SECONDS)
+        return CircuitOpen("the api is failing; not calling it for now", retry_after_seconds=max(1, math.ceil(seconds)))
 
     def _signal(self, state: rules.State) -> None:
         if state is rules.State.OPEN:

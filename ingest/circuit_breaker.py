@@ -94,6 +94,10 @@ class BreakerConfig:
     # not all sent back at the same instant (the half-open moment) to a just-recovered api
     retry_after_spread_seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not self.retry_after_spread_seconds >= 0:  # also refuses NaN
+            raise ValueError("retry_after_spread_seconds must be ≥ 0: a Retry-After before the trial helps no one")
+
 
 @dataclass(frozen=True)
 class Permit:
@@ -156,6 +160,12 @@ def refusal(breaker: Breaker, now: float) -> float | None:
     nothing changes (a half-open trial slot is not taken)."""
     event, retry_after = _request_event(breaker, now)
     return retry_after if event is Event.REFUSED else None
+
+
+def trial_at(breaker: Breaker) -> float | None:
+    """When an open circuit lets its trial through (the next ask at or after it starts one); None
+    unless open."""
+    return breaker.opened_at + breaker.config.reset_timeout_seconds if breaker.state is OPEN else None
 
 
 def report(breaker: Breaker, permit: Permit, result: Result, now: float) -> Breaker:

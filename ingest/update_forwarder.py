@@ -206,22 +206,27 @@ class UpdateForwarder:
             call.fail(exc.final)
         except CircuitOpen as exc:  # refused the first attempt (never called), or a retry (called, failed)
             call.fail(exc if not call.sent else CircuitOpen(
-                "the api failed this webhook's call and the circuit has opened since; not retrying it for now",
+                "the api failed this webhook's call; the circuit breaker refuses its retry for now",
                 retry_after_seconds=exc.retry_after_seconds, api_called=True))
         except Exception as exc:  # noqa: BLE001 - BadGateway, or a bug: each webhook raises it
             call.fail(exc)
 
     async def _back_off(self, seconds: float) -> None:
-        """The delay before a retry, cut short when the circuit opens: the retry would only be
-        refused, so the call's webhooks get their 503 with Retry-After now, not after the delay."""
-        with trio.move_on_after(seconds):
+        """The delay before a retry, cut short when the circuit opens and its trial is not due
+        before the delay ends: the retry could only be refused, so the call's webhooks get their
+        503 with Retry-After now. Otherwise the whole delay is slept, as without a breaker."""
+        deadline = trio.current_time() + seconds
+        with trio.move_on_at(deadline):
             await self._breaker.opened()
+            if self._breaker.refusal_while_open(deadline - trio.current_time()) is not None:
+                return
+        await trio.sleep_until(deadline)
 
     async def _attempt(self, call: _Call) -> None:
         """One try of the call's pending items, in a call slot and under a breaker permit."""
         if call.attempts > 0:
-            if (refused := self._breaker.refusal()) is not None:
-                raise refused  # a retry of a call the open circuit would refuse waits for no slot
+            if (refused := self._breaker.refusal_while_open()) is not None:
+                raise refused  # a retry the open circuit would refuse waits for no call slot
             await self._slots.acquire()
         call.attempts += 1
         try:

@@ -15,6 +15,10 @@ import msgspec
 from shared.messages import Amount, Currency, DisputeUpdate, DisputeWebhook, Id, OrderUpdate, OrderWebhook
 from shared.stripe_events import StripeEvent
 
+_ApiCalled = Annotated[bool, msgspec.Meta(description=(
+    "ingest's circuit-open (503) only: false when refused without calling the api; true when the "
+    "webhook's call had gone to the api and failed, and the circuit breaker refused its retry"))]
+
 
 class Problem(msgspec.Struct, kw_only=True):
     type: str
@@ -22,9 +26,7 @@ class Problem(msgspec.Struct, kw_only=True):
     status: int
     detail: str
     errors: list[dict[str, str]] = []
-    api_called: Annotated[bool, msgspec.Meta(description=(
-        "circuit-open (503) only: false when refused on arrival without calling the api; true when the "
-        "webhook's call had failed and the circuit opened before its retry"))] | msgspec.UnsetType = msgspec.UNSET
+    api_called: _ApiCalled | msgspec.UnsetType = msgspec.UNSET
 
 
 class Accepted(msgspec.Struct, kw_only=True):

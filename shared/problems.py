@@ -15,6 +15,7 @@ import msgspec
 from shared.errors import Unavailable, WebhookError, mapping_for
 
 CONTENT_TYPE = "application/problem+json"
+_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "errors"})  # no extension replaces these
 _encode = msgspec.json.Encoder().encode
 
 
@@ -23,8 +24,7 @@ def problem_body(status: int, title: str, detail: str, errors: list[dict[str, st
     body: dict[str, Any] = {"type": problem_type, "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
-    if extensions:
-        body.update(extensions)
+    body.update({name: value for name, value in (extensions or {}).items() if name not in _MEMBERS})
     return _encode(body)
 
 

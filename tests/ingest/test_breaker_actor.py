@@ -299,3 +299,35 @@ async def test_retry_after_is_spread_over_the_configured_window_beyond_the_reset
         await trio.sleep(20)
         refused = exact.refusal()
         assert refused is not None and refused.retry_after_seconds == 10
+
+
+@pytest.mark.parametrize("spread", ["9" * 400, "99999999999999999999m"])
+async def test_an_enormous_spread_setting_still_gives_a_day_at_most(autojump_clock: trio.abc.Clock,
+                                                                    spread: str) -> None:
+    from shared.settings import Settings
+
+    seconds = Settings.from_environ({"BREAKER_RETRY_AFTER_SPREAD": spread}).breaker_retry_after_spread_seconds
+    async with open_breaker(rules.BreakerConfig(THRESHOLD, 30, retry_after_spread_seconds=seconds)) as breaker:
+        await open_circuit(breaker)
+        refused = breaker.refusal()
+        assert refused is not None and 30 <= refused.retry_after_seconds <= 86_400
+
+
+@pytest.mark.parametrize("spread", [-1.0, float("nan")])
+def test_a_negative_or_undefined_spread_is_refused(spread: float) -> None:
+    with pytest.raises(ValueError, match="spread"):
+        rules.BreakerConfig(retry_after_spread_seconds=spread)
+
+
+async def test_refusal_while_open_leaves_half_open_and_a_due_trial_to_the_actor(autojump_clock: trio.abc.Clock) -> None:
+    async with open_breaker(rules.BreakerConfig(THRESHOLD, 30, half_open_max_calls=1)) as breaker:
+        assert breaker.refusal_while_open() is None  # closed
+        await open_circuit(breaker)
+        refused = breaker.refusal_while_open()
+        assert refused is not None and refused.retry_after_seconds == 30
+        assert breaker.refusal_while_open(for_seconds=29) is not None
+        assert breaker.refusal_while_open(for_seconds=30) is None  # the trial is due by then
+        await trio.sleep(30)
+        assert breaker.refusal_while_open() is None  # still OPEN in the actor, but the trial is due
+        async with breaker.permit():  # the trial, in flight: half-open
+            assert breaker.refusal() is not None and breaker.refusal_while_open() is None

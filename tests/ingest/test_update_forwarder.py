@@ -333,3 +333,88 @@ async def test_a_call_backing_off_is_answered_when_other_calls_open_the_circuit(
         assert breaker.state is rules.State.OPEN
     assert set(answered_at) == {"first", "second", "third"}
     assert answered_at["first"] - started == pytest.approx(2, abs=0.01)
+
+
+class _NoJitter(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+def _fails_after(seconds: float) -> Respond:
+    async def respond(items: Sequence[BatchItem]) -> list[ItemResult]:
+        await trio.sleep(seconds)
+        raise TransientFailure(BadGateway("the api answered 500"))
+    return respond
+
+
+async def test_a_retry_due_as_a_half_open_trial_succeeds_is_not_refused_by_a_stale_read(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Reset 1 s; "a" fails at t=2 and backs off 3 s; "c" is the half-open trial and succeeds at
+    t=5.0, the very moment "a" retries: its success report may still be in the actor's inbox, so
+    "a" must ask the actor (in order), not read a half-open state that is one message behind."""
+    for _ in range(20):
+        failing = TransientFailure(BadGateway("the api answered 500"))
+        api = FakeBatchApi([_fails_after(2), failing, applied_after(3.5)], then=applied_after(0))
+        settings = SETTINGS.replace(api_retry_base_delay_seconds=3, api_calls_in_flight=2, api_timeout_seconds=10)
+        breaker = CircuitBreakerActor(rules.BreakerConfig(1, 1), name="stale-read")
+        forwarder = UpdateForwarder(api, breaker, settings, rng=_NoJitter())
+        answers: dict[str, Outcome | Exception] = {}
+
+        async def one(event: str) -> None:
+            try:
+                answers[event] = await forwarder.forward(update(event))  # noqa: B023 - awaited at once
+            except WebhookError as error:
+                answers[event] = error  # noqa: B023
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(breaker.run)
+            await nursery.start(forwarder.run)
+            async with trio.open_nursery() as webhooks:
+                webhooks.start_soon(one, "a")
+                await wait_all_tasks_blocked()
+                webhooks.start_soon(one, "b")  # fails at once: the circuit opens (threshold 1)
+                await trio.sleep(1.5)
+                webhooks.start_soon(one, "c")  # the half-open trial
+            nursery.cancel_scope.cancel()
+        assert isinstance(answers["b"], CircuitOpen) and answers["c"] is Outcome.APPLIED
+        assert answers["a"] is Outcome.APPLIED, answers
+
+
+async def test_a_backoff_that_outlasts_the_reset_timeout_is_slept_and_its_retry_is_the_trial(
+        autojump_clock: trio.abc.Clock) -> None:
+    failing = TransientFailure(BadGateway("the api answered 500"))
+    api = FakeBatchApi([failing], then=applied_after(0))
+    async with open_forwarder(api, SETTINGS.replace(api_retry_base_delay_seconds=5),
+                              rules.BreakerConfig(1, 2)) as (forwarder, _):
+        answers = await forward_all(forwarder, ["a"])
+    assert answers == {"a": Outcome.APPLIED}
+    assert len(api.calls) == 2 and api.calls[1][0] >= 5 * 0.75
+
+
+async def test_a_circuit_open_past_its_reset_timeout_does_not_skip_the_backoff(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Open since t=0 (reset 5 s), nobody asked since: a call from before the opening times out at
+    t=10 and the actor still says open, but the trial is long due: its retry sleeps its backoff."""
+    async def hang(items: Sequence[BatchItem]) -> list[ItemResult]:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    failing = TransientFailure(BadGateway("the api answered 500"))
+    api = FakeBatchApi([hang, failing], then=applied_after(0))
+    settings = SETTINGS.replace(api_retry_base_delay_seconds=3, api_calls_in_flight=2, api_timeout_seconds=10)
+    async with open_forwarder(api, settings, rules.BreakerConfig(1, 5)) as (forwarder, _):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(forward_all, forwarder, ["slow"])
+            await wait_all_tasks_blocked()
+            nursery.start_soon(forward_all, forwarder, ["fail"])  # fails at once: open at t=0
+    times = [at for at, _ in api.calls]
+    assert times[2] - 10 >= 3 * 0.75, api.calls  # the timed-out call's retry, after its backoff
+
+
+async def test_a_zero_reset_timeout_does_not_turn_retries_into_a_burst(autojump_clock: trio.abc.Clock) -> None:
+    api = FakeBatchApi([], then=_fails_after(0))
+    settings = SETTINGS.replace(api_retry_attempts=5, api_retry_base_delay_seconds=0.5)
+    async with open_forwarder(api, settings, rules.BreakerConfig(1, 0)) as (forwarder, _):
+        await forward_all(forwarder, ["x"])
+    times = [at for at, _ in api.calls]
+    assert len(times) == 5 and all(b - a >= 0.5 * 0.75 for a, b in zip(times, times[1:], strict=False)), times

@@ -44,6 +44,14 @@ def test_a_circuit_open_problem_says_whether_the_api_was_called_and_when_to_retr
                                                                                            "not now")
 
 
+def test_an_extension_member_never_replaces_a_member_of_rfc_9457() -> None:
+    from shared.problems import problem_body
+
+    body = json.loads(problem_body(503, "t", "d", None, "urn:x", {"type": "evil", "status": 200, "errors": 1,
+                                                                    "api_called": True}))
+    assert body == {"type": "urn:x", "title": "t", "status": 503, "detail": "d", "api_called": True}
+
+
 @pytest.mark.parametrize(("name", "error"), [("NOT_FOUND", NotFound), ("FAILED_PRECONDITION", InvalidTransition),
                                              ("INVALID_ARGUMENT", InvalidInput), ("OK", None)])
 def test_grpc_status_reads_back_through_the_table(name: str, error: type[WebhookError] | None) -> None:

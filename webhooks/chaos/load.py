@@ -46,6 +46,7 @@ from webhooks.chaos.audit import Attempt, read_problem
 from webhooks.chaos.plan import Chain, PlannedEvent
 
 RETRY_CAP_SECONDS = 2.0
+RETRY_AFTER_CAP_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 
 
@@ -186,8 +187,9 @@ class Provider:
 
 
 def _retry_after_seconds(response: httpx.Response) -> float:
-    """Delay-seconds only (ingest never sends an HTTP date); anything else or absurd counts as none."""
+    """Delay-seconds only (ingest never sends an HTTP date; anything else counts as none), waited
+    out up to a minute: the run's drain could not outlast a longer one anyway."""
     value = response.headers.get("retry-after", "")
-    if not value.isascii() or not value.isdigit() or len(value) > 4:
+    if not value.isascii() or not value.isdigit():
         return 0.0
-    return float(value)
+    return min(float(int(value)), RETRY_AFTER_CAP_SECONDS)
