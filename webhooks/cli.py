@@ -114,7 +114,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     except WebhookError as exc:
         print(f"webhooks {args.command}: {exc}", file=sys.stderr)
         code = 1
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
+        print(f"webhooks {args.command}: interrupted", file=sys.stderr)
+        code = 130  # 128 + SIGINT, as a shell reports it
     raise SystemExit(code)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, alone or as every leaf of trio's nursery groups: not a traceback's worth."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_interrupted(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
+import trio
 
 from webhooks.cli import main
 from webhooks.soak import runner
@@ -59,3 +61,39 @@ async def test_the_broker_only_control_acknowledges_everything_and_reports_each_
     assert [w.records for w in windows] == sorted(w.records for w in windows)
     assert all(0 < w.p50_ms <= w.p99_ms for w in windows)
     assert all(w.broker_rss_mb > 0 for w in windows)
+
+
+async def test_k6_stopped_by_a_signal_is_the_users_interrupt_and_other_failures_are_errors() -> None:
+    from webhooks.bench.k6 import K6_INTERRUPTED, run_k6_process
+
+    await run_k6_process(["sh", "-c", "exit 0"], {})
+    with pytest.raises(KeyboardInterrupt):
+        await run_k6_process(["sh", "-c", f"exit {K6_INTERRUPTED}"], {})
+    with pytest.raises(subprocess.CalledProcessError):
+        await run_k6_process(["sh", "-c", "exit 99"], {})
+
+
+def test_ctrl_c_during_a_soak_ends_it_with_a_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    async def interrupted(minutes: float, rate: int | None, results: Path, mode: str) -> int:
+        async with trio.open_nursery() as nursery:  # as trio reports it: inside nursery groups
+            async def k6() -> None:
+                raise KeyboardInterrupt
+            nursery.start_soon(k6)
+            await trio.sleep_forever()
+        return 0
+
+    monkeypatch.setattr(runner, "run_soak", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        main(["soak", "--minutes", "1", "--rate", "100"])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "webhooks soak: interrupted\n"
+
+
+def test_a_failure_beside_an_interrupt_still_shows_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(minutes: float, rate: int | None, results: Path, mode: str) -> int:
+        raise BaseExceptionGroup("both", [KeyboardInterrupt(), RuntimeError("a real failure")])
+
+    monkeypatch.setattr(runner, "run_soak", broken)
+    with pytest.raises(BaseExceptionGroup):
+        main(["soak", "--minutes", "1", "--rate", "100"])

@@ -36,14 +36,24 @@ def k6_binary() -> str:
     return str(candidate)
 
 
+K6_INTERRUPTED = 105  # k6's exit status when a signal stopped it (Ctrl-C reaches it with us: one process group)
+
+
+async def run_k6_process(argv: list[str], env: dict[str, str], stderr: int | None = None) -> None:
+    """k6 to its end; a k6 stopped by a signal is the user's interrupt (``KeyboardInterrupt``), not a
+    failed run, and any other non-zero exit is ``CalledProcessError``."""
+    done = await trio.run_process(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr, check=False)
+    if done.returncode == K6_INTERRUPTED:
+        raise KeyboardInterrupt
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, argv)
+
+
 async def run_k6(script: str, env: dict[str, str]) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="k6-") as tmp:
         summary = Path(tmp) / "summary.json"
-        await trio.run_process(
-            [k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPTS / script)],
-            env={**env, "SUMMARY_FILE": str(summary), "PATH": "/usr/bin:/bin"},
-            stdout=subprocess.DEVNULL,
-        )
+        await run_k6_process([k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPTS / script)],
+                             {**env, "SUMMARY_FILE": str(summary), "PATH": "/usr/bin:/bin"})
         return parse_summary(json.loads(summary.read_text()))
 
 

@@ -33,7 +33,7 @@ import trio
 import trio_asyncio
 
 from webhooks.bench.ingest_modes import SECRET
-from webhooks.bench.k6 import k6_binary
+from webhooks.bench.k6 import k6_binary, run_k6_process
 from webhooks.bench.runner import machine, progress
 from webhooks.embedded import open_embedded_broker, open_embedded_postgres
 from webhooks.procfile import PROJECT_ROOT
@@ -84,8 +84,8 @@ async def _probe(stack: SoakStack, workdir: Path) -> int:
     env = {"URL": stack.ingest_url, "SECRET": SECRET.decode(), "USERS": str(USERS), "RATE": str(PROBE_RATE),
            "DURATION": f"{PROBE_SECONDS}s", "VUS": str(VUS), "RUN": f"probe{uuid.uuid4().hex[:6]}",
            "SUMMARY_FILE": str(summary_path), "PATH": "/usr/bin:/bin"}
-    await trio.run_process([k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPT)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await run_k6_process([k6_binary(), "run", "--quiet", "--no-usage-report", str(SCRIPT)], env,
+                         stderr=subprocess.DEVNULL)
     return report.k6_count(json.loads(summary_path.read_text()), "ok")
 
 
@@ -105,7 +105,7 @@ async def _load_and_sample(stack: SoakStack, rate: LoadRate, minutes: float, wor
 
         async def load() -> None:
             try:
-                await trio.run_process(argv, env=env, stdout=subprocess.DEVNULL)
+                await run_k6_process(argv, env)
             finally:
                 finished.set()
 
