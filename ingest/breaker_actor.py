@@ -78,7 +78,7 @@ class CircuitBreakerActor:
         self._clock = clock
         self._rng = rng or random.Random()
         self._send, self._inbox = trio.open_memory_channel[_Ask | _Report](math.inf)
-        self._opened = trio.Event()  # set while the circuit is open; a fresh one once it is not
+        self._changed = trio.Event()  # set (and replaced) at every state change
         self._publish(self._breaker.state)
 
     @property
@@ -99,25 +99,28 @@ class CircuitBreakerActor:
         retry_after = rules.refusal(self._breaker, self._clock())
         return None if retry_after is None else self._circuit_open(retry_after)
 
-    def refusal_while_open(self, for_seconds: float = 0.0) -> CircuitOpen | None:
-        """``CircuitOpen`` if the circuit is open and its trial is not due within ``for_seconds``; else None.
+    def refuses_for(self, seconds: float) -> bool:
+        """Whether the circuit is open and its trial is not due within ``seconds``: every call asked
+        for meanwhile would be refused. Says nothing while half-open (see ``refusal_while_open``)."""
+        trial_at = rules.trial_at(self._breaker)
+        return trial_at is not None and trial_at > self._clock() + seconds
+
+    def refusal_while_open(self) -> CircuitOpen | None:
+        """``CircuitOpen`` if the circuit is open and its trial not due yet; else None.
 
         Unlike ``refusal`` it says nothing while half-open: a trial slot busy now may already be free
         by a report still in the inbox, which only ``permit`` answers in order. For a retry that
-        would wait for a call slot, or sleep its backoff, only to be refused."""
-        now = self._clock()
-        trial_at = rules.trial_at(self._breaker)
-        if trial_at is None or trial_at <= now + for_seconds:
-            return None
-        return self._circuit_open(trial_at - now)
+        would wait for a call slot only to be refused."""
+        trial_at, now = rules.trial_at(self._breaker), self._clock()
+        return None if trial_at is None or trial_at <= now else self._circuit_open(trial_at - now)
 
-    async def opened(self) -> None:
-        """Return once the circuit is open (at once if it is).
+    async def changed(self) -> None:
+        """Return at the actor's next state change.
 
-        A call backing off between attempts waits for this beside its delay, then asks
-        ``refusal_while_open`` whether its next attempt could only be refused. (The state read is
-        the actor's last: open past its reset timeout still counts until the next ask.)"""
-        await self._opened.wait()
+        A call backing off between attempts re-reads ``refuses_for`` at each one: the circuit may
+        open, or a failed trial open it again, while it waits. (The state read is the actor's
+        last: open past its reset timeout stays open until the next ask.)"""
+        await self._changed.wait()
 
     @asynccontextmanager
     async def permit(self, *, answers: tuple[type[Exception], ...] = ()) -> AsyncIterator[rules.Permit]:
@@ -171,7 +174,7 @@ class CircuitBreakerActor:
                 if self._breaker.state is not before:
                     BREAKER_TRANSITIONS.labels(self._name, before.value, self._breaker.state.value).inc()
                     self._publish(self._breaker.state)
-                    self._signal(self._breaker.state)
+                    self._signal()
 
     def _answer(self, ask: _Ask) -> None:
         self._breaker, decision = rules.request(self._breaker, self._clock())
@@ -189,11 +192,9 @@ class CircuitBreakerActor:
         seconds = min(retry_after_seconds + spread, MAX_RETRY_AFTER_SECONDS)
         return CircuitOpen("the api is failing; not calling it for now", retry_after_seconds=max(1, math.ceil(seconds)))
 
-    def _signal(self, state: rules.State) -> None:
-        if state is rules.State.OPEN:
-            self._opened.set()
-        elif self._opened.is_set():
-            self._opened = trio.Event()
+    def _signal(self) -> None:
+        self._changed.set()  # wakes whoever waits on this one; later waiters wait for the next change
+        self._changed = trio.Event()
 
     def _publish(self, state: rules.State) -> None:
         for candidate in rules.State:

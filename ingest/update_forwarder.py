@@ -204,23 +204,21 @@ class UpdateForwarder:
                     await self._attempt(call)
         except TransientFailure as exc:
             call.fail(exc.final)
-        except CircuitOpen as exc:  # refused the first attempt (never called), or a retry (called, failed)
-            call.fail(exc if not call.sent else CircuitOpen(
-                "the api failed this webhook's call; the circuit breaker refuses its retry for now",
-                retry_after_seconds=exc.retry_after_seconds, api_called=True))
+        except CircuitOpen as exc:  # refused the first attempt (never sent), or a retry (sent, failed)
+            exc.api_called = call.sent
+            call.fail(exc)
         except Exception as exc:  # noqa: BLE001 - BadGateway, or a bug: each webhook raises it
             call.fail(exc)
 
     async def _back_off(self, seconds: float) -> None:
-        """The delay before a retry, cut short when the circuit opens and its trial is not due
-        before the delay ends: the retry could only be refused, so the call's webhooks get their
-        503 with Retry-After now. Otherwise the whole delay is slept, as without a breaker."""
+        """The delay before a retry, cut short once the circuit is open and its trial not due before
+        the delay ends (re-read at every state change: it may open, or a failed trial open it again,
+        meanwhile): the retry could only be refused, so the call's webhooks get their 503 with
+        Retry-After now. Otherwise the whole delay is slept, as without a breaker."""
         deadline = trio.current_time() + seconds
         with trio.move_on_at(deadline):
-            await self._breaker.opened()
-            if self._breaker.refusal_while_open(deadline - trio.current_time()) is not None:
-                return
-        await trio.sleep_until(deadline)
+            while not self._breaker.refuses_for(deadline - trio.current_time()):
+                await self._breaker.changed()
 
     async def _attempt(self, call: _Call) -> None:
         """One try of the call's pending items, in a call slot and under a breaker permit."""

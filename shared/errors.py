@@ -114,9 +114,10 @@ class BrokerUnavailable(Unavailable):
 
 
 class CircuitOpen(Unavailable):
-    """``api_called``: whether this webhook's update had gone to the api (and failed) before the
-    circuit refused its retry — a problem extension member, so that a caller can tell a fail-fast
-    refusal from an answer that waited on a failing api."""
+    """``api_called`` (a problem extension member): whether this webhook's update had been sent to
+    the api, and failed, before the circuit refused its retry — then the answer waited on the
+    failing api. False says only that nothing was sent: a webhook queued behind calls in flight
+    may still have waited for them before its first attempt was refused."""
 
     title = "Circuit open"
 

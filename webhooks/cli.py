@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import trio
 
@@ -123,10 +123,32 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _interrupted(exc: BaseException) -> bool:
-    """Ctrl-C, alone or as every leaf of trio's nursery groups: not a traceback's worth."""
+    """Ctrl-C: a KeyboardInterrupt, alone or in trio's nursery groups beside tasks it cancelled, with
+    no failure behind it — an error it interrupted the teardown of still shows its traceback."""
+    leaves = list(_leaves(exc))
+    return (any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves)
+            and all(isinstance(leaf, KeyboardInterrupt | trio.Cancelled) and not _failure_behind(leaf)
+                    for leaf in leaves))
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
-        return all(_interrupted(inner) for inner in exc.exceptions)
-    return isinstance(exc, KeyboardInterrupt)
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _failure_behind(exc: BaseException) -> bool:
+    """Whether an ``Exception`` (a real failure, not a cancellation) was being handled when ``exc`` came."""
+    seen: set[int] = set()
+    behind = exc.__cause__ or exc.__context__
+    while behind is not None and id(behind) not in seen:
+        if isinstance(behind, Exception):
+            return True
+        seen.add(id(behind))
+        behind = behind.__cause__ or behind.__context__
+    return False
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -248,33 +248,34 @@ async def test_open_then_half_open_then_reopened_then_closed_on_the_clock_with_m
                                                   (half_open, closed), (open_, closed)]] == [1, 2, 1, 1, None]
 
 
-async def test_opened_returns_while_the_circuit_is_open_and_waits_again_once_it_has_closed(
-        autojump_clock: trio.abc.Clock) -> None:
-    async with open_breaker() as breaker:
-        with trio.move_on_after(60) as closed_wait:
-            await breaker.opened()
-        assert closed_wait.cancelled_caught  # closed: it waits
-
-        woke_at: list[float] = []
+async def test_changed_wakes_its_waiters_at_every_state_change_and_only_then(autojump_clock: trio.abc.Clock) -> None:
+    async with open_breaker(rules.BreakerConfig(THRESHOLD, 30, half_open_max_calls=1)) as breaker:
+        woke: list[tuple[float, rules.State]] = []
 
         async def waiter() -> None:
-            await breaker.opened()
-            woke_at.append(trio.current_time())
+            while True:
+                await breaker.changed()
+                woke.append((trio.current_time(), breaker.state))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
             await wait_all_tasks_blocked()
-            opened_at = trio.current_time()
+            await failing_call(breaker)  # one failure below the threshold: no state change
+            await wait_all_tasks_blocked()
+            assert woke == []
             await open_circuit(breaker)
-        assert woke_at == [opened_at]  # woken as the circuit opened
-        await breaker.opened()  # open: returns at once
-
-        await trio.sleep(CONFIG.reset_timeout_seconds)
-        await call(breaker)  # the trial succeeds: closed again
-        assert (await settled(breaker)).state is rules.State.CLOSED
-        with trio.move_on_after(60) as reclosed_wait:
-            await breaker.opened()
-        assert reclosed_wait.cancelled_caught
+            await trio.sleep(30)
+            with pytest.raises(TransientFailure):
+                async with breaker.permit():  # the trial (half-open) fails: open again
+                    raise transient()
+            await wait_all_tasks_blocked()
+            await trio.sleep(30)
+            await call(breaker)  # a trial that succeeds: closed
+            await wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    states = [state for _, state in woke]
+    assert states == [rules.State.OPEN, rules.State.HALF_OPEN, rules.State.OPEN, rules.State.HALF_OPEN,
+                      rules.State.CLOSED]
 
 
 async def test_retry_after_is_spread_over_the_configured_window_beyond_the_reset_timeout(
@@ -325,9 +326,10 @@ async def test_refusal_while_open_leaves_half_open_and_a_due_trial_to_the_actor(
         await open_circuit(breaker)
         refused = breaker.refusal_while_open()
         assert refused is not None and refused.retry_after_seconds == 30
-        assert breaker.refusal_while_open(for_seconds=29) is not None
-        assert breaker.refusal_while_open(for_seconds=30) is None  # the trial is due by then
+        assert breaker.refuses_for(29) and not breaker.refuses_for(30)  # the trial is due by then
         await trio.sleep(30)
         assert breaker.refusal_while_open() is None  # still OPEN in the actor, but the trial is due
+        assert not breaker.refuses_for(0)
         async with breaker.permit():  # the trial, in flight: half-open
             assert breaker.refusal() is not None and breaker.refusal_while_open() is None
+            assert not breaker.refuses_for(0)

@@ -418,3 +418,27 @@ async def test_a_zero_reset_timeout_does_not_turn_retries_into_a_burst(autojump_
         await forward_all(forwarder, ["x"])
     times = [at for at, _ in api.calls]
     assert len(times) == 5 and all(b - a >= 0.5 * 0.75 for a, b in zip(times, times[1:], strict=False)), times
+
+
+async def test_a_circuit_that_opens_again_during_a_backoff_answers_the_call_then(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Threshold 1, reset 5 s, backoff 10 s: "a" fails at t=0 and the trial is due before its
+    delay ends, so it sleeps on; "c" is the trial at t=6 and fails, the next trial is due at 11,
+    after a's deadline: a's retry could only be refused, so "a" hears its 503 at t=6, not 10."""
+    api = FakeBatchApi([_fails_after(0), _fails_after(0)], then=applied_after(0))
+    settings = SETTINGS.replace(api_retry_base_delay_seconds=10, api_retry_max_delay_seconds=60,
+                                api_calls_in_flight=2)
+    answered: dict[str, tuple[float, Outcome | Exception]] = {}
+    async with open_forwarder(api, settings, rules.BreakerConfig(1, 5)) as (forwarder, _):
+        async def one(event: str) -> None:
+            try:
+                answered[event] = (trio.current_time(), await forwarder.forward(update(event)))
+            except WebhookError as error:
+                answered[event] = (trio.current_time(), error)
+
+        async with trio.open_nursery() as webhooks:
+            webhooks.start_soon(one, "a")
+            await trio.sleep(6)
+            webhooks.start_soon(one, "c")
+    at, answer = answered["a"]
+    assert isinstance(answer, CircuitOpen) and answer.api_called and at == pytest.approx(6)

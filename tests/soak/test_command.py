@@ -97,3 +97,19 @@ def test_a_failure_beside_an_interrupt_still_shows_its_traceback(monkeypatch: py
     monkeypatch.setattr(runner, "run_soak", broken)
     with pytest.raises(BaseExceptionGroup):
         main(["soak", "--minutes", "1", "--rate", "100"])
+
+
+def test_an_interrupt_beside_cancelled_tasks_is_an_interrupt_but_not_one_behind_a_failure() -> None:
+    from webhooks.cli import _interrupted
+
+    assert _interrupted(KeyboardInterrupt())
+    assert _interrupted(BaseExceptionGroup("g", [KeyboardInterrupt(), trio.Cancelled._create()]))
+    assert not _interrupted(BaseExceptionGroup("g", [trio.Cancelled._create()]))  # no Ctrl-C at all
+    assert not _interrupted(BaseExceptionGroup("g", [KeyboardInterrupt(), ValueError("real")]))
+    try:
+        try:
+            raise ValueError("the soak failed")
+        except ValueError:
+            raise KeyboardInterrupt from None  # noqa: TRY301 - Ctrl-C during its teardown
+    except KeyboardInterrupt as interrupt:
+        assert interrupt.__context__ is not None and not _interrupted(interrupt)
