@@ -79,17 +79,18 @@ def run_service(name: str, serve: Serve, required: tuple[str, ...] = ()) -> NoRe
 
 def configuration_error(exc: BaseException, port_variable: str) -> str | None:
     """The one-line reason when bad configuration alone ended the run (nurseries wrap it in groups)."""
-    leaves = list(_leaves(exc))
+    leaves = list(exception_leaves(exc))
     if not all(isinstance(leaf, ConfigError | PortInUse) for leaf in leaves):
         return None
     first = leaves[0]
     return first.described(port_variable) if isinstance(first, PortInUse) else str(first)
 
 
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
+def exception_leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions themselves, out of however many (trio nursery) groups hold them."""
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            yield from _leaves(inner)
+            yield from exception_leaves(inner)
     else:
         yield exc
 

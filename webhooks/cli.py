@@ -19,13 +19,13 @@ import asyncio
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import trio
 
 from shared.errors import WebhookError
 from shared.migrations import migrate_dsn
-from shared.service import load_settings
+from shared.service import exception_leaves, load_settings
 from shared.settings import MODES, Settings
 from shared.topics import ALL_TOPICS, admin_client, create_topics, describe_topics, scale_topics
 from webhooks.connection_file import command_environ, connection_path, read_connection
@@ -125,18 +125,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _interrupted(exc: BaseException) -> bool:
     """Ctrl-C: a KeyboardInterrupt, alone or in trio's nursery groups beside tasks it cancelled, with
     no failure behind it — an error it interrupted the teardown of still shows its traceback."""
-    leaves = list(_leaves(exc))
+    leaves = list(exception_leaves(exc))
     return (any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves)
             and all(isinstance(leaf, KeyboardInterrupt | trio.Cancelled) and not _failure_behind(leaf)
                     for leaf in leaves))
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
 
 
 def _failure_behind(exc: BaseException) -> bool:
