@@ -111,8 +111,10 @@ class CircuitBreakerActor:
         Unlike ``refusal`` it says nothing while half-open: a trial slot busy now may already be free
         by a report still in the inbox, which only ``permit`` answers in order. For a retry that
         would wait for a call slot only to be refused."""
-        trial_at, now = rules.trial_at(self._breaker), self._clock()
-        return None if trial_at is None or trial_at <= now else self._circuit_open(trial_at - now)
+        trial_at = rules.trial_at(self._breaker)
+        if trial_at is None or not self.refuses_for(0.0):
+            return None
+        return self._circuit_open(trial_at - self._clock())
 
     async def changed(self) -> None:
         """Return at the actor's next state change.
@@ -188,6 +190,7 @@ class CircuitBreakerActor:
 
     def _circuit_open(self, retry_after_seconds: float) -> CircuitOpen:
         """The refusal, its Retry-After spread over ``retry_after_spread_seconds`` (see the config)."""
+        # both bounded: uniform(0, inf) may be NaN, and the reset timeout may be huge too
         spread = self._rng.uniform(0, min(self._breaker.config.retry_after_spread_seconds, MAX_RETRY_AFTER_SECONDS))
         seconds = min(retry_after_seconds + spread, MAX_RETRY_AFTER_SECONDS)
         return CircuitOpen("the api is failing; not calling it for now", retry_after_seconds=max(1, math.ceil(seconds)))

@@ -85,8 +85,6 @@ class DisputeWebhook(msgspec.Struct, frozen=True, kw_only=True):
 
 PaymentId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=_ID_CHARS,
                                         description="the provider's id of the payment (Stripe: PaymentIntent)")]
-# The same on the Protobuf wire, where proto3 cannot tell an unset string from "" (read back as None).
-PaymentIdOrEmpty = Annotated[str, msgspec.Meta(max_length=255, pattern=_ID_CHARS)]
 
 
 class LinkedOrderWebhook(OrderWebhook, frozen=True, kw_only=True):

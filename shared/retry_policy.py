@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar, TypeVarTuple
 
 import tenacity
+import trio
 
 from shared.errors import BadGateway, GatewayTimeout, Unavailable
 from shared.settings import Settings
@@ -44,17 +45,17 @@ class JitteredBackoff:
 
 
 def retrying(settings: Settings, rng: random.Random | None = None,
-             sleep: Callable[[float], Awaitable[None]] | None = None) -> tenacity.AsyncRetrying:
-    """A fresh tenacity controller for one logical call (it picks trio's sleep by itself, unless
-    ``sleep`` is given: one that may end the delay early)."""
-    controller = tenacity.AsyncRetrying(
+             sleep: Callable[[float], Awaitable[None]] = trio.sleep) -> tenacity.AsyncRetrying:
+    """A fresh tenacity controller for one logical call of ingest's (trio); ``sleep`` waits out a
+    delay (the forwarder's may end it early)."""
+    return tenacity.AsyncRetrying(
+        sleep=sleep,
         stop=tenacity.stop_after_attempt(settings.api_retry_attempts),
         wait=JitteredBackoff(settings.api_retry_base_delay_seconds, settings.api_retry_max_delay_seconds,
                              rng=rng or random.Random()),
         retry=tenacity.retry_if_exception_type(TransientFailure),
         reraise=True,
     )
-    return controller if sleep is None else controller.copy(sleep=sleep)
 
 
 async def patiently(function: Callable[[*Args], Awaitable[T]], *args: *Args, wait: JitteredBackoff,

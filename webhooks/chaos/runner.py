@@ -63,7 +63,6 @@ class RunResult:
     started: float  # wall clock at the load's start
     seconds: float  # the whole run, stack start to audit
     attempts: tuple[Attempt, ...] = ()
-    probe_attempts: tuple[Attempt, ...] = ()  # the fail-fast probe's (sync modes)
     chains_started: int = 0
     most_in_flight: int = 0  # chains at once
     skipped_starts: int = 0  # chain starts dropped at ``LoadShape.max_chains``
@@ -182,7 +181,7 @@ async def run_one(deps: Dependencies, scenario: Scenario, mode: Mode, shape: Loa
         load_findings.append(f"the load did not hold: all {len(chains)} planned chains started before the window ended")
     findings = tuple(result.findings(recovery_target(scenario)) + system.crashes + load_findings + probe_findings)
     return RunResult(scenario.name, mode, result, findings, tuple(timeline.samples), tuple(stage.windows),
-                     started_wall, time.monotonic() - begun, tuple(provider.attempts), tuple(probed),
+                     started_wall, time.monotonic() - begun, tuple(provider.attempts),
                      provider.chains_started, provider.most_in_flight, provider.skipped_starts)
 
 
