@@ -32,6 +32,7 @@ from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DISPUTES, ORDERS, admin_client, create_topics
 from tests.workers.conftest import Shards, produce, wait_until
 from tests.workers.test_workers import LIFECYCLE, _dlq_count, interleaved
+from webhooks.bench.stack import group_settled
 from webhooks.child_process import ChildProcess, open_child
 from webhooks.devstack import wait_ready
 from webhooks.embedded import free_port
@@ -72,16 +73,15 @@ class Workers:
 
     async def settled(self) -> bool:
         """No rebalance under way: every partition of both topics owned by the live workers, each of them
-        owning some (a worker that has only just joined owns none until its rebalance is done)."""
-        owned = []
+        owning some (summed over both topics: the storm may run more workers than a topic has partitions)."""
+        texts = []
         async with httpx.AsyncClient(timeout=2.0) as client:
             for name in self.live():
                 try:
-                    text = (await client.get(self.processes[name][1] + "/metrics")).text
+                    texts.append((await client.get(self.processes[name][1] + "/metrics")).text)
                 except httpx.TransportError:
                     return False
-                owned.append(_metric(text, "worker_assigned_partitions"))
-        return min(owned, default=0) > 0 and sum(owned) == 2 * PARTITIONS
+        return group_settled(texts, None, 2 * PARTITIONS)
 
     def stop(self, name: str, how: str) -> None:
         process, _ = self.processes[name]

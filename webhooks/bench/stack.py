@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -77,3 +77,17 @@ def processes_with_argument(text: str) -> list[psutil.Process]:
         if any(text in argument for argument in process.info["cmdline"] or []):
             found += [process, *process.children(recursive=True)]
     return found
+
+
+def assigned_partitions(metrics_text: str, topic: str | None = None) -> int:
+    """A worker's ``worker_assigned_partitions`` read from its /metrics text: of ``topic``, or of all."""
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics_text.splitlines()
+               if line.startswith("worker_assigned_partitions{") and (topic is None or f'"{topic}"' in line))
+
+
+def group_settled(metrics_texts: Sequence[str], topic: str | None, partitions: int) -> bool:
+    """No rebalance under way: every worker (one /metrics text each) owns some of ``topic``'s partitions
+    (of all topics: None; a worker that has only just joined owns none until its rebalance is done),
+    and together all ``partitions``."""
+    owned = [assigned_partitions(text, topic) for text in metrics_texts]
+    return min(owned, default=0) > 0 and sum(owned) == partitions

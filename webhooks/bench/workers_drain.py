@@ -43,7 +43,7 @@ from shared.topics import ALL_TOPICS, ORDERS, admin_client, create_topics
 from webhooks.bench.ingest_modes import SECRET, WHSEC
 from webhooks.bench.k6 import run_k6
 from webhooks.bench.stack import ORDERS as USERS
-from webhooks.bench.stack import seeded_shards, service
+from webhooks.bench.stack import group_settled, seeded_shards, service
 from webhooks.child_process import open_child
 from webhooks.embedded import free_port, open_embedded_broker, open_embedded_postgres
 
@@ -245,18 +245,15 @@ async def _metric(port: int, name: str, topic: str, label: str = "") -> int:
                if line.startswith(name + "{") and f'"{topic}"' in line and label in line)
 
 
-async def _assigned(port: int, topic: str) -> int:
-    return await _metric(port, "worker_assigned_partitions", topic)
-
-
 async def _wait_group_settled(ports: list[int], topic: str) -> None:
     """Until every worker owns partitions and together all of them: the rebalance is over."""
-    with trio.fail_after(60):
-        while True:
-            counts = [await _assigned(port, topic) for port in ports]
-            if min(counts) > 0 and sum(counts) == PARTITIONS:
-                return
-            await trio.sleep(0.2)
+    async with httpx.AsyncClient() as client:
+        with trio.fail_after(60):
+            while True:
+                texts = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
+                if group_settled(texts, topic, PARTITIONS):
+                    return
+                await trio.sleep(0.2)
 
 
 async def _wait_settled(loop: trio_asyncio.TrioEventLoop, urls: list[str], ports: list[int], topic: str) -> None:

@@ -22,7 +22,7 @@ import trio_asyncio
 
 from shared.topics import ALL_TOPICS, DISPUTES, ORDERS, admin_client, create_topics
 from webhooks.bench.ingest_modes import TOKEN, WHSEC
-from webhooks.bench.stack import seeded_shards, service
+from webhooks.bench.stack import group_settled, seeded_shards, service
 from webhooks.embedded import free_port
 from webhooks.soak import SoakMode
 
@@ -102,13 +102,7 @@ async def _wait_partitions_shared(ports: list[int], topics: list[str]) -> None:
         with trio.fail_after(60):
             while True:
                 texts = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
-                if all(_settled(texts, topic) for topic in topics):
+                if all(group_settled(texts, topic, PARTITIONS) for topic in topics):
                     return
                 await trio.sleep(0.2)
 
-
-def _settled(metrics_texts: list[str], topic: str) -> bool:
-    counts = [sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-                  if line.startswith("worker_assigned_partitions{") and f'"{topic}"' in line)
-              for text in metrics_texts]
-    return min(counts) > 0 and sum(counts) == PARTITIONS
