@@ -55,7 +55,7 @@ async def run_soak(minutes: float, rate_override: int | None, results: Path = RE
         pg_port = await contexts.enter_async_context(open_embedded_postgres())
         bootstrap = await contexts.enter_async_context(open_embedded_broker()) if mode == "kafka" else None
         loop = await contexts.enter_async_context(trio_asyncio.open_loop())
-        stack = await contexts.enter_async_context(open_soak_stack(loop, pg_port, bootstrap, mode))
+        stack = await contexts.enter_async_context(open_soak_stack(loop, pg_port, bootstrap))
         broker = broker_process(bootstrap) if bootstrap is not None else None
         with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
             probed = None

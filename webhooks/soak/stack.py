@@ -24,7 +24,6 @@ from shared.topics import ALL_TOPICS, DISPUTES, ORDERS, admin_client, create_top
 from webhooks.bench.ingest_modes import TOKEN, WHSEC
 from webhooks.bench.stack import group_settled, seeded_shards, service
 from webhooks.embedded import free_port
-from webhooks.soak import SoakMode
 
 USERS = 1_000
 PARTITIONS = 6
@@ -40,21 +39,18 @@ class SoakStack:
 
 
 @asynccontextmanager
-async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootstrap: str | None,
-                          mode: SoakMode = "kafka") -> AsyncIterator[SoakStack]:
-    """``bootstrap``: the broker's address in kafka mode; http mode takes None (it has no broker)."""
-    if mode == "http":
-        async with _open_http_stack(loop, pg_port) as stack:
-            yield stack
-        return
-    if bootstrap is None:
-        raise ValueError("kafka mode needs the broker's bootstrap address")
-    prefix = f"soak{uuid.uuid4().hex[:6]}."
-    await trio.to_thread.run_sync(create_topics, admin_client(bootstrap), [prefix + t for t in ALL_TOPICS],
-                                  PARTITIONS)
+async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int,
+                          bootstrap: str | None) -> AsyncIterator[SoakStack]:
+    """The Procfile's system: with a broker (``bootstrap``) kafka mode — the api, two workers once
+    their group has settled, ingest producing; without one ``Procfile.http`` — the api, then ingest
+    calling it (``API_BASE_URL``, presenting ``INTERNAL_TOKEN``)."""
     urls = await seeded_shards(loop, pg_port, f"soak_{uuid.uuid4().hex[:6]}", orders=USERS)
-    common = {"WEBHOOK_MODE": "kafka", "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
-              "DATABASE_URLS": ",".join(urls), "INTERNAL_TOKEN": TOKEN}
+    common = {"WEBHOOK_MODE": "http", "DATABASE_URLS": ",".join(urls), "INTERNAL_TOKEN": TOKEN}
+    if bootstrap is not None:
+        prefix = f"soak{uuid.uuid4().hex[:6]}."
+        await trio.to_thread.run_sync(create_topics, admin_client(bootstrap), [prefix + t for t in ALL_TOPICS],
+                                      PARTITIONS)
+        common = {**common, "WEBHOOK_MODE": "kafka", "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix}
     processes: dict[str, psutil.Process] = {}
     async with AsyncExitStack() as stack:
         api_port = free_port()
@@ -62,37 +58,23 @@ async def open_soak_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int, bootst
             **common, "API_PORT": str(api_port), "API_GRPC_PORT": str(free_port()),
             "API_TOKENS": "soak-public-token"}, api_port))
         processes["api"] = psutil.Process(api.pid)
-        worker_ports = []
-        for number in range(1, WORKERS + 1):
-            port = free_port()
-            worker = await stack.enter_async_context(service(["-m", "workers"], {
-                **common, "WORKERS_PORT": str(port), "KAFKA_SESSION_TIMEOUT": "2s"}, port))
-            processes[f"worker-{number}"] = psutil.Process(worker.pid)
-            worker_ports.append(port)
-        await _wait_partitions_shared(worker_ports, [prefix + ORDERS, prefix + DISPUTES])
+        if bootstrap is not None:
+            worker_ports = []
+            for number in range(1, WORKERS + 1):
+                port = free_port()
+                worker = await stack.enter_async_context(service(["-m", "workers"], {
+                    **common, "WORKERS_PORT": str(port), "KAFKA_SESSION_TIMEOUT": "2s"}, port))
+                processes[f"worker-{number}"] = psutil.Process(worker.pid)
+                worker_ports.append(port)
+            await _wait_partitions_shared(worker_ports, [prefix + ORDERS, prefix + DISPUTES])
         ingest_port = free_port()
+        calls_api = {} if bootstrap is not None else {"API_BASE_URL": f"http://127.0.0.1:{api_port}"}
         ingest = await stack.enter_async_context(service(["-m", "ingest"], {
-            **common, "INGEST_PORT": str(ingest_port), "WEBHOOK_SECRETS": WHSEC}, ingest_port))
+            **common, "INGEST_PORT": str(ingest_port), "WEBHOOK_SECRETS": WHSEC, **calls_api}, ingest_port))
         processes = {"ingest": psutil.Process(ingest.pid), **processes}
-        yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", f"http://127.0.0.1:{ingest_port}/metrics",
+        base = f"http://127.0.0.1:{ingest_port}"
+        yield SoakStack(f"{base}/webhooks/payments", f"{base}/metrics" if bootstrap is not None else None,
                         processes, urls)
-
-
-@asynccontextmanager
-async def _open_http_stack(loop: trio_asyncio.TrioEventLoop, pg_port: int) -> AsyncIterator[SoakStack]:
-    """``Procfile.http``: the api, then ingest pointed at it (``API_BASE_URL``, presenting ``INTERNAL_TOKEN``)."""
-    urls = await seeded_shards(loop, pg_port, f"soak_{uuid.uuid4().hex[:6]}", orders=USERS)
-    async with AsyncExitStack() as stack:
-        api_port = free_port()
-        api = await stack.enter_async_context(service(["-m", "api"], {
-            "WEBHOOK_MODE": "http", "API_PORT": str(api_port), "API_GRPC_PORT": str(free_port()),
-            "DATABASE_URLS": ",".join(urls), "INTERNAL_TOKEN": TOKEN, "API_TOKENS": "soak-public-token"}, api_port))
-        ingest_port = free_port()
-        ingest = await stack.enter_async_context(service(["-m", "ingest"], {
-            "WEBHOOK_MODE": "http", "INGEST_PORT": str(ingest_port), "WEBHOOK_SECRETS": WHSEC,
-            "INTERNAL_TOKEN": TOKEN, "API_BASE_URL": f"http://127.0.0.1:{api_port}"}, ingest_port))
-        yield SoakStack(f"http://127.0.0.1:{ingest_port}/webhooks/payments", None,
-                        {"ingest": psutil.Process(ingest.pid), "api": psutil.Process(api.pid)}, urls)
 
 
 async def _wait_partitions_shared(ports: list[int], topics: list[str]) -> None:
