@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Sequence
 
 from shared.errors import Unauthorized
@@ -32,6 +33,14 @@ MAX_SIGNATURE_HEADER_BYTES = 4096
 def sign(secret: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The ``v1,<base64>`` signature of one message (providers and tests use this; the id as UTF-8)."""
     return "v1," + _mac(secret, f"{webhook_id}.{timestamp}.".encode() + body).decode()
+
+
+def signed_headers(secret: bytes, webhook_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """What a provider sends beside a JSON ``body``: Standard Webhooks' id, timestamp (now, unless
+    given) and signature (for the tools that play a provider, and for tests)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, webhook_id, timestamp, body)}
 
 
 def _mac(secret: bytes, message: bytes) -> bytes:

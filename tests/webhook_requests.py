@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from typing import Any
 
-from ingest.signatures import sign
+from ingest.signatures import signed_headers as ingest_signed_headers
 
 TEST_SECRET = b"test-secret-0123456789abcdef"
 _ids = itertools.count()
@@ -15,10 +14,7 @@ _ids = itertools.count()
 
 def signed_headers(body: bytes, *, secret: bytes = TEST_SECRET, timestamp: int | None = None,
                    webhook_id: str | None = None) -> dict[str, str]:
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    webhook_id = webhook_id or f"msg_{next(_ids)}"
-    return {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, webhook_id, timestamp, body)}
+    return ingest_signed_headers(secret, webhook_id or f"msg_{next(_ids)}", body, timestamp)
 
 
 def order_webhook(**fields: Any) -> dict[str, Any]:

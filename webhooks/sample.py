@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import httpx
 
 from ingest.providers.stripe import sign as stripe_sign
-from ingest.signatures import sign
+from ingest.signatures import signed_headers
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,7 @@ def _status(client: httpx.Client, key: str) -> str | None:
 def signed_post(client: httpx.Client, url: str, secret: bytes, payload: dict[str, object],
                 correlation_id: str | None = None) -> httpx.Response:
     body = json.dumps(payload).encode()
-    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-    headers = {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(secret, webhook_id, timestamp, body)}
+    headers = signed_headers(secret, f"msg_{uuid.uuid4().hex}", body)
     if correlation_id:
         headers["x-correlation-id"] = correlation_id
     return client.post(url, content=body, headers=headers)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from ingest.signatures import sign
+from ingest.signatures import signed_headers
 from webhooks.chaos.audit import Attempt, read_problem
 from webhooks.chaos.plan import Chain, PlannedEvent
 
@@ -169,9 +169,7 @@ class Provider:
     async def _post_with(self, client: httpx.AsyncClient, event: PlannedEvent,
                          resend: bool) -> tuple[Attempt, float]:
         body = json.dumps(event.payload).encode()
-        webhook_id, timestamp = f"msg_{event.provider_event_id}", int(time.time())
-        headers = {"content-type": "application/json", "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-                   "webhook-signature": sign(self.secret, webhook_id, timestamp, body)}
+        headers = signed_headers(self.secret, f"msg_{event.provider_event_id}", body)
         started = time.time()
         try:
             response = await client.post(f"{self.ingest_url}/webhooks/payments/{event.kind}", content=body,

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from ingest.signatures import sign
+from ingest.signatures import signed_headers
 from webhooks.chaos.audit import Attempt, read_problem
 from webhooks.chaos.plan import AMOUNT, CURRENCY
 
@@ -75,10 +75,7 @@ def request(secret: bytes, host: str, run: str, index: int) -> Request:
     body = json.dumps({"provider_event_id": event_id, "order_id": f"probe_no_such_order_{run}",
                        "user_id": f"probe_user_{run}", "status": "paid", "amount": AMOUNT, "currency": CURRENCY,
                        "occurred_at": dt.datetime.now(dt.UTC).isoformat()}).encode()
-    webhook_id, timestamp = f"msg_{event_id}", int(time.time())
-    headers = {"host": host, "content-type": "application/json", "content-length": str(len(body)),
-               "webhook-id": webhook_id, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(secret, webhook_id, timestamp, body)}
+    headers = {"host": host, "content-length": str(len(body)), **signed_headers(secret, f"msg_{event_id}", body)}
     head = f"POST {PATH} HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return Request((head + "\r\n").encode() + body, event_id)
 
