@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from ingest.providers.standard_webhooks import StandardWebhooks
 from shared.messages import OrderWebhook
 from webhooks.chaos import probe
@@ -78,3 +80,23 @@ def test_attempts_share_one_connection_and_read_back_as_the_audit_needs_them(tmp
     starts = [a.started_at for a in attempts]
     assert starts == sorted(starts) and all(b - a >= 0.045 for a, b in zip(starts, starts[1:], strict=False))
     assert probe.read_attempts(tmp_path / "missing.jsonl") == []
+
+
+@pytest.mark.parametrize(("argv", "finding"), [
+    (["sh", "-c", "exit 0"], None),
+    (["sh", "-c", "exit 3"], "the probe failed (exit 3; see probe.log)"),
+    (["sleep", "60"], "the probe was still running"),
+])
+async def test_a_probe_that_failed_or_hung_is_a_finding_with_what_it_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], finding: str | None) -> None:
+    from webhooks.chaos import runner
+    from webhooks.child_process import open_child
+
+    monkeypatch.setattr(runner, "PROBE_EXIT_SECONDS", 0.5)
+    (tmp_path / "probe.jsonl").write_text(json.dumps(
+        {"provider_event_id": "probe_t_0", "started_at": 1.0, "finished_at": 1.002, "status": 503}) + "\n")
+    async with open_child(argv, grace_seconds=1.0) as process:
+        attempts, findings = await runner._probe_attempts(process, tmp_path)
+    assert [a.provider_event_id for a in attempts] == ["probe_t_0"]  # what it wrote before is kept either way
+    assert findings == ([] if finding is None else [f for f in findings if f.startswith(finding)])
+    assert bool(findings) == (finding is not None)
