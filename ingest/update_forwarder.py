@@ -149,7 +149,7 @@ class UpdateForwarder:
         self._api = api
         self._breaker = breaker
         self._settings = settings
-        self._rng = rng
+        self._rng = rng or random.Random()  # one for the process's jitter: seeding one per call costs a syscall
         self._max_batch = settings.api_batch_max
         self._slots = trio.Semaphore(settings.api_calls_in_flight)
         # webhooks in flight are bounded by the server's connections; a full mailbox makes them wait
