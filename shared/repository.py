@@ -1,25 +1,26 @@
 """Orders, disputes and their events in one shard: the asyncio side of ``Database.run``.
 
-A batch of updates is applied in one transaction (one trio↔asyncio crossing) of four round
-trips — BEGIN, read, write, COMMIT — whatever it holds, since every round trip costs the
+A batch of updates is applied in one transaction (one trio↔asyncio crossing) of five round
+trips — BEGIN, lock, read, write, COMMIT — whatever it holds, since every round trip costs the
 process a loopback exchange through the asyncio bridge (~0.13 ms of CPU, twice plain asyncio's;
-a fifth of the api's CPU went to socket writes when each kind had its own statements):
+a mixed batch took 12-13 when each kind had its own statements and asyncpg reset the connection):
 
-- ONE statement locks the batch's orders and disputes (``FOR NO KEY UPDATE``, in id order,
-  orders first: concurrent batches cannot deadlock on them, and a foreign-key check on an order
-  is not blocked) and reads what the rules need: the events already stored, the users of the
-  orders that disputes name;
+- ONE statement locks the orders the batch names (``FOR UPDATE``, in id order) — those of its
+  order events *and of its dispute events*: every writer of a dispute first holds its order;
+- ONE statement then locks the batch's disputes (they cannot be held by another writer now) and
+  reads the events already stored. It must be a statement of its own: a row a locking statement
+  had to wait for comes back as its latest version, but everything else that statement reads is
+  as of its start, so an event (or a new dispute) stored by the writer we waited for would be
+  missed — a redelivery judged against the state it produced (422 instead of duplicate), or
+  overlapping batches retried until they give up;
 - the pure rules of ``shared.domain`` decide each event in order (orders and disputes planned
   apart: a worker's batch is of one kind, a topic each);
 - ONE statement writes the plan: events, order states, new and changed disputes.
 
-A single update is a batch of one.
-
-Reading in the locking statement: a locked row comes back as its latest committed version
-(PostgreSQL re-reads a row it had to wait for), but the rest of that statement reads as of its
-start — an event, or a new dispute, that a concurrent writer stored while we waited is not seen.
-The unique keys catch it (the insert raises ``UniqueViolation``) and the whole batch is run
-again, when it is seen: nothing is ever stored twice, and a race costs one more try.
+A single update is a batch of one. A unique key still guards every event and dispute: a writer
+that raced us anyway (an event naming another order than its dispute's) makes the insert raise
+``UniqueViolation`` and the batch is run again; new disputes and their events are written in id
+order, so two such writers do not deadlock.
 """
 
 from __future__ import annotations
@@ -38,24 +39,21 @@ from shared.messages import DisputeUpdate, OrderUpdate, Update
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError, asyncpg.SerializationError)
 ATTEMPTS = 3
 
-# One result of five kinds of row: orders and disputes, locked in id order (a dispute's ``ref``:
-# its order); the events already stored (``ref``: the provider's event id); the users of the
-# orders the disputes name (a new dispute must be its order's user's).
-_LOCK_AND_READ = (
-    "WITH locked_orders AS ("
-    "  SELECT order_id, user_id, status, last_event_at FROM orders"
-    "  WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR NO KEY UPDATE),"
-    " locked_disputes AS ("
+# The orders the batch names, locked in id order (their users: a new dispute must be its order's user's).
+_LOCK_ORDERS = (
+    "SELECT 'order' AS kind, order_id AS key, NULL AS ref, user_id, status, last_event_at FROM orders"
+    " WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE")
+# Once the orders are held: the disputes, locked in id order (``ref``: its order), and the events
+# already stored (``ref``: the provider's event id).
+_LOCK_DISPUTES_AND_READ = (
+    "WITH locked AS ("
     "  SELECT dispute_id, order_id, user_id, status, last_event_at FROM disputes"
-    "  WHERE dispute_id = ANY($3::text[]) ORDER BY dispute_id FOR NO KEY UPDATE)"
-    " SELECT 'order' AS kind, order_id AS key, NULL AS ref, user_id, status, last_event_at FROM locked_orders"
-    " UNION ALL SELECT 'order_event', order_id, provider_event_id, NULL, NULL, NULL FROM order_events"
-    "  WHERE order_id = ANY($1::text[]) AND provider_event_id = ANY($2::text[])"
-    " UNION ALL SELECT 'dispute', dispute_id, order_id, user_id, status, last_event_at FROM locked_disputes"
+    "  WHERE dispute_id = ANY($1::text[]) ORDER BY dispute_id FOR UPDATE)"
+    " SELECT 'dispute' AS kind, dispute_id AS key, order_id AS ref, user_id, status, last_event_at FROM locked"
+    " UNION ALL SELECT 'order_event', e.order_id, e.provider_event_id, NULL, NULL, NULL FROM order_events e"
+    "  JOIN unnest($2::text[], $3::text[]) AS k(order_id, provider_event_id) USING (order_id, provider_event_id)"
     " UNION ALL SELECT 'dispute_event', e.dispute_id, e.provider_event_id, NULL, NULL, NULL FROM dispute_events e"
-    "  JOIN unnest($4::text[], $5::text[]) AS k(dispute_id, provider_event_id) USING (dispute_id, provider_event_id)"
-    " UNION ALL SELECT 'order_user', order_id, NULL, user_id, NULL, NULL FROM orders"
-    "  WHERE order_id = ANY($6::text[])")
+    "  JOIN unnest($4::text[], $5::text[]) AS k(dispute_id, provider_event_id) USING (dispute_id, provider_event_id)")
 
 # Everything a batch's plan changes, in one statement (a dispute another writer created meanwhile
 # raises UniqueViolation, as does an event another writer stored: the batch is run again).
@@ -105,13 +103,12 @@ async def apply_batch(pool: asyncpg.Pool, updates: Sequence[Update], defer_after
 
 @dataclass
 class _Stored:
-    """What the locking read found, by kind of row."""
+    """What the lock and the read found, by kind of row."""
 
     orders: dict[str, EntityState] = field(default_factory=dict)
     order_events: list[tuple[str, str]] = field(default_factory=list)
     disputes: dict[str, EntityState] = field(default_factory=dict)
     dispute_events: list[tuple[str, str]] = field(default_factory=list)
-    order_users: dict[str, str] = field(default_factory=dict)
 
     def add(self, row: asyncpg.Record) -> None:
         kind, key, ref = row["kind"], row["key"], row["ref"]
@@ -121,24 +118,27 @@ class _Stored:
             self.disputes[key] = EntityState(key, row["user_id"], row["status"], row["last_event_at"], ref)
         elif kind == "order_event":
             self.order_events.append((key, ref))
-        elif kind == "dispute_event":
-            self.dispute_events.append((key, ref))
         else:
-            self.order_users[key] = row["user_id"]
+            self.dispute_events.append((key, ref))
+
+    def order_user(self, order_id: str) -> str | None:
+        order = self.orders.get(order_id)
+        return order.user_id if order else None
 
 
 async def _apply(conn: asyncpg.Connection, updates: Sequence[Update], defer: bool) -> list[Outcome]:
     orders = [u for u in updates if isinstance(u, OrderUpdate)]
     disputes = [u for u in updates if isinstance(u, DisputeUpdate)]
     stored = _Stored()
-    for row in await conn.fetch(
-            _LOCK_AND_READ, sorted({e.order_id for e in orders}), [e.provider_event_id for e in orders],
-            sorted({e.dispute_id for e in disputes}), [e.dispute_id for e in disputes],
-            [e.provider_event_id for e in disputes], list({e.order_id for e in disputes})):
+    for row in await conn.fetch(_LOCK_ORDERS, sorted({e.order_id for e in updates})):
+        stored.add(row)
+    for row in await conn.fetch(_LOCK_DISPUTES_AND_READ, sorted({e.dispute_id for e in disputes}),
+                                [e.order_id for e in orders], [e.provider_event_id for e in orders],
+                                [e.dispute_id for e in disputes], [e.provider_event_id for e in disputes]):
         stored.add(row)
     order_plan = plan_batch(orders, stored.orders, stored.order_events, lambda e: e.order_id, decide_order, defer)
     dispute_plan = plan_batch(disputes, stored.disputes, stored.dispute_events, lambda e: e.dispute_id,
-                              lambda state, e: decide_dispute(state, e, stored.order_users.get(e.order_id)), defer)
+                              lambda state, e: decide_dispute(state, e, stored.order_user(e.order_id)), defer)
     if order_plan.inserts or order_plan.states or dispute_plan.inserts or dispute_plan.states:
         await conn.execute(_WRITE, *_order_columns(order_plan), *_dispute_columns(dispute_plan))
     order_outcomes, dispute_outcomes = iter(order_plan.outcomes), iter(dispute_plan.outcomes)
@@ -155,17 +155,18 @@ def _order_columns(plan: Plan[OrderUpdate]) -> list[list[Any]]:
 
 def _dispute_columns(plan: Plan[DisputeUpdate]) -> list[list[Any]]:
     """The disputes to create and to update (their final state, with their last applied event's
-    details), then the events to insert: ``_WRITE``'s $14..$40."""
+    details), then the events to insert: ``_WRITE``'s $14..$40. In id order: two writers creating
+    the same new disputes take their keys' locks in the same order (a deadlock costs a second)."""
     latest = {event.dispute_id: event for event, applied in plan.inserts if applied}
 
     def row(s: EntityState) -> tuple[Any, ...]:
         event = latest[s.entity_id]
         return s.entity_id, s.order_id, s.user_id, s.status, event.reason, event.amount, event.currency, s.last_event_at
 
-    new = [row(s) for s in plan.states.values() if s.entity_id in plan.created]
+    new = sorted(row(s) for s in plan.states.values() if s.entity_id in plan.created)
     old = [row(s) for s in plan.states.values() if s.entity_id not in plan.created]
-    events = [(e.dispute_id, e.provider_event_id, e.event_id, e.status, e.reason, e.amount, e.currency,
-               e.occurred_at, e.received_at, applied, e.correlation_id) for e, applied in plan.inserts]
+    events = sorted((e.dispute_id, e.provider_event_id, e.event_id, e.status, e.reason, e.amount, e.currency,
+                     e.occurred_at, e.received_at, applied, e.correlation_id) for e, applied in plan.inserts)
     return [*_columns(new, 8), *_columns(old, 8), *_columns(events, 11)]
 
 

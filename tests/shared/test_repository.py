@@ -99,9 +99,9 @@ async def test_a_users_events_after_a_not_found_one_are_deferred(settings: Setti
 
 @pytest.mark.parametrize("kind", ["order", "dispute"])
 async def test_writers_racing_with_the_same_event_store_it_once(settings: Settings, kind: str) -> None:
-    """A writer that waited for another's lock reads the events stored meanwhile too late (its
-    statement's snapshot), and a new dispute is not there to lock: the loser hits a unique key, runs
-    its batch again and finds the event stored — a duplicate, never a second row or an error."""
+    """Four writers of one event at once: the orders' locks line them up, the ones after the first
+    find the event stored — a duplicate, never a second row or an error (a new dispute's order is
+    locked too, so its creators also wait for each other)."""
     async with _shard(settings) as database:
         update = (order_update("o1", "u1", "paid", at(1)) if kind == "order"
                   else dispute_update("d1", "o1", "u1", "opened", at(1)))
