@@ -124,9 +124,20 @@ def write_requests(directory: Path, name: str, first_user: int, slots: int, user
     return {"BODIES_FILE": str(directory / f"{name}.json"), "SLICES_FILE": str(directory / f"{name}.slices.json")}
 
 
+Processes = Callable[[], list[psutil.Process]]
+
+
+def _fixed(processes: list[psutil.Process]) -> Processes:
+    return lambda: processes
+
+
+def _with_postgres(processes: list[psutil.Process], pg_port: int) -> Processes:
+    return lambda: [*processes, *postgres_processes(pg_port)]
+
+
 @asynccontextmanager
 async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: int,
-                   bootstrap: str) -> AsyncIterator[dict[str, tuple[str, list[psutil.Process]]]]:
+                   bootstrap: str) -> AsyncIterator[dict[str, tuple[str, Processes]]]:
     """Every target running; yields name → (webhook URL, every process of the target)."""
     urls = {}
     async with AsyncExitStack() as stack:
@@ -135,14 +146,14 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
             common = {"INGEST_PORT": str(port), "WEBHOOK_SECRETS": WHSEC, "INTERNAL_TOKEN": TOKEN}
             if name == "bare-asgi":
                 bare = await stack.enter_async_context(service(["-m", "webhooks.bench.bare_asgi", str(port)], {}, port))
-                processes = [psutil.Process(bare.pid)]
+                processes = _fixed([psutil.Process(bare.pid)])
             elif name == "kafka":
                 prefix = f"bench{uuid.uuid4().hex[:6]}."
                 await trio.to_thread.run_sync(create_topics, admin_client(bootstrap),
                                               [prefix + t for t in ALL_TOPICS], 6)
                 env = {**common, "WEBHOOK_MODE": "kafka", "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix}
                 ingest = await stack.enter_async_context(service(["-m", "ingest"], env, port))
-                processes = [psutil.Process(ingest.pid), *processes_with_argument(f"tcp://{bootstrap}")]
+                processes = _fixed([psutil.Process(ingest.pid), *processes_with_argument(f"tcp://{bootstrap}")])
             else:
                 mode, _, encoding = name.partition("-")
                 api_port, grpc_port = free_port(), free_port()
@@ -154,7 +165,7 @@ async def _targets(names: list[str], loop: trio_asyncio.TrioEventLoop, pg_port: 
                 env = {**common, "WEBHOOK_MODE": mode, "API_ENCODING": encoding or "json",
                        "API_BASE_URL": f"http://127.0.0.1:{api_port}", "API_GRPC_TARGET": f"127.0.0.1:{grpc_port}"}
                 ingest = await stack.enter_async_context(service(["-m", "ingest"], env, port))
-                processes = [psutil.Process(ingest.pid), psutil.Process(api.pid), *postgres_processes(pg_port)]
+                processes = _with_postgres([psutil.Process(ingest.pid), psutil.Process(api.pid)], pg_port)
             urls[name] = (f"http://127.0.0.1:{port}/webhooks/payments", processes)
         yield urls
 
@@ -178,7 +189,8 @@ async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
                 progress(f"ingest: round {round_ + 1}/{ROUNDS}: {name}, {vus} VUs")
                 files = write_requests(workdir, f"{name}-{round_}", round_ * vus * USERS_PER_VU, vus, USERS_PER_VU,
                                        f"{name}-{round_}")
-                url, processes = urls[name]
+                url, listed = urls[name]
+                processes = listed()  # PostgreSQL's backends as they are now (the api's pool opens them on demand)
                 before = cpu_seconds(processes)
                 peaks[name].append(await _load(url, files, vus, seconds))
                 cpu_ms[name].append((cpu_seconds(processes) - before) * 1000 / max(1, peaks[name][-1].ok))
