@@ -7,9 +7,12 @@ the actor sends whatever has queued (up to ``API_BATCH_MAX``) as ONE call and ha
 its own outcome, mapped exactly as a single call's answer was (202 applied or stale, 200
 duplicate, 404, 422, 502/504 after retries, 503 while the circuit is open).
 
-Batching is natural, never timed: a call may start whenever fewer than
-``API_CALLS_IN_FLIGHT`` attempts are under way, so a lone webhook goes at once and a batch
-forms only while calls are in flight. Retries (``shared.retry_policy``) and the breaker's
+Batching is natural, never timed: a lone webhook goes at once, and a batch forms only while
+calls are in flight. A further call (up to ``API_CALLS_IN_FLIGHT`` attempts under way) waits for
+the one under way to end, but no longer than ``API_NEXT_CALL_AFTER`` from its start: under load
+the webhooks meanwhile make one bigger batch (each call costs both processes a whole exchange
+and a transaction per shard: the sync modes' throughput follows batch size), while a slow or
+hanging call holds the others back for that long only. Retries (``shared.retry_policy``) and the breaker's
 permits act on the batch call; a retry carries only the items still unanswered whose webhook
 still waits, and a call backing off when the circuit opens stops waiting: its webhooks get the
 circuit-open 503 at once instead of after the delay. Items the api answered 5xx are retried
@@ -152,6 +155,8 @@ class UpdateForwarder:
         self._rng = rng or random.Random()  # one for the process's jitter: seeding one per call costs a syscall
         self._max_batch = settings.api_batch_max
         self._slots = trio.Semaphore(settings.api_calls_in_flight)
+        self._under_way: dict[_Call, float] = {}  # attempts under way, and when each started
+        self._attempt_ended = trio.Event()  # set (and replaced) whenever one ends
         # webhooks in flight are bounded by the server's connections; a full mailbox makes them wait
         self._send, self._mailbox = trio.open_memory_channel[_Waiter](settings.api_batch_max * 4)
 
@@ -186,7 +191,17 @@ class UpdateForwarder:
             while True:
                 first = await self._mailbox.receive()
                 await self._slots.acquire()  # released by the call after its first attempt
+                await self._next_call_due()
                 calls.start_soon(self._call, _Call([first, *self._take_queued()]))
+
+    async def _next_call_due(self) -> None:
+        """Return once no attempt is under way, or the oldest one has run ``API_NEXT_CALL_AFTER``."""
+        while self._under_way:
+            ended = self._attempt_ended
+            with trio.move_on_at(min(self._under_way.values()) + self._settings.api_next_call_after_seconds):
+                await ended.wait()
+                continue
+            return
 
     def _take_queued(self) -> list[_Waiter]:
         taken: list[_Waiter] = []
@@ -227,6 +242,7 @@ class UpdateForwarder:
                 raise refused  # a retry the open circuit would refuse waits for no call slot
             await self._slots.acquire()
         call.attempts += 1
+        self._under_way[call] = trio.current_time()
         try:
             if not call.still_waiting():
                 return
@@ -237,6 +253,9 @@ class UpdateForwarder:
                     results = await self._send_in_time([waiter.item for waiter in call.pending])
                     call.settle([answer_for(result) for result in results])
         finally:
+            del self._under_way[call]
+            self._attempt_ended.set()
+            self._attempt_ended = trio.Event()
             self._slots.release()
 
     async def _send_in_time(self, items: list[BatchItem]) -> list[ItemResult]:

@@ -32,7 +32,7 @@ from tests.api.updates import at, order_update
 from tests.ingest.fake_api import cancelled_after
 
 SETTINGS = Settings(api_retry_attempts=3, api_retry_base_delay_seconds=0.1, api_timeout_seconds=10,
-                    api_batch_max=8, api_calls_in_flight=1)
+                    api_batch_max=8, api_calls_in_flight=1, api_next_call_after_seconds=0)
 BREAKER = rules.BreakerConfig(3, 30)
 Respond = Callable[[Sequence[BatchItem]], Awaitable[list[ItemResult]]]
 
@@ -442,3 +442,41 @@ async def test_a_circuit_that_opens_again_during_a_backoff_answers_the_call_then
             webhooks.start_soon(one, "c")
     at, answer = answered["a"]
     assert isinstance(answer, CircuitOpen) and answer.api_called and at == pytest.approx(6)
+
+
+async def test_a_further_call_waits_for_the_one_under_way_so_the_webhooks_meanwhile_make_one_batch(
+        autojump_clock: trio.abc.Clock) -> None:
+    """Two call slots, a call taking 50 ms: the webhooks arriving meanwhile go together when it
+    ends (one call of three), not one by one in the free slot."""
+    api = FakeBatchApi([], then=applied_after(0.05))
+    settings = SETTINGS.replace(api_calls_in_flight=2, api_next_call_after_seconds=0.1)
+    async with open_forwarder(api, settings) as (forwarder, _), trio.open_nursery() as nursery:
+        nursery.start_soon(forward_all, forwarder, ["a"])
+        for event in ("b", "c", "d"):
+            await trio.sleep(0.01)
+            nursery.start_soon(forward_all, forwarder, [event])
+    assert [(round(at, 3), events) for at, events in api.calls] == [(0.0, ["a"]), (0.05, ["b", "c", "d"])]
+
+
+async def test_a_slow_call_holds_the_next_back_only_for_api_next_call_after(autojump_clock: trio.abc.Clock) -> None:
+    """The call under way hangs: the next starts 0.1 s after it began, in the second slot, and its
+    webhooks are answered long before the hanging one."""
+    api = FakeBatchApi([applied_after(5)], then=applied_after(0))
+    settings = SETTINGS.replace(api_calls_in_flight=2, api_next_call_after_seconds=0.1)
+    async with open_forwarder(api, settings) as (forwarder, _), trio.open_nursery() as nursery:
+        nursery.start_soon(forward_all, forwarder, ["slow"])
+        await trio.sleep(0.02)
+        answers = await forward_all(forwarder, ["b", "c"])
+        assert answers == {"b": Outcome.APPLIED, "c": Outcome.APPLIED}
+        assert trio.current_time() == pytest.approx(0.1)
+    assert [(round(at, 3), events) for at, events in api.calls] == [(0.0, ["slow"]), (0.1, ["b", "c"])]
+
+
+async def test_with_api_next_call_after_zero_a_free_slot_is_used_at_once(autojump_clock: trio.abc.Clock) -> None:
+    api = FakeBatchApi([], then=applied_after(0.05))
+    settings = SETTINGS.replace(api_calls_in_flight=2, api_next_call_after_seconds=0)
+    async with open_forwarder(api, settings) as (forwarder, _), trio.open_nursery() as nursery:
+        nursery.start_soon(forward_all, forwarder, ["a"])
+        await trio.sleep(0.01)
+        nursery.start_soon(forward_all, forwarder, ["b"])
+    assert [(round(at, 3), events) for at, events in api.calls] == [(0.0, ["a"]), (0.01, ["b"])]
