@@ -195,13 +195,17 @@ class UpdateForwarder:
                 calls.start_soon(self._call, _Call([first, *self._take_queued()]))
 
     async def _next_call_due(self) -> None:
-        """Return once no attempt is under way, or the oldest one has run ``API_NEXT_CALL_AFTER``."""
-        while self._under_way:
-            ended = self._attempt_ended
-            with trio.move_on_at(min(self._under_way.values()) + self._settings.api_next_call_after_seconds):
-                await ended.wait()
-                continue
+        """Return when the attempt under way ends, or ``API_NEXT_CALL_AFTER`` after the oldest one
+        began — taken once, on entry: retries that start meanwhile neither extend nor restart the
+        wait — or at once when nothing is under way or a full batch is queued already (waiting
+        could not make it bigger)."""
+        after = self._settings.api_next_call_after_seconds
+        queued = self._mailbox.statistics().current_buffer_used
+        if not self._under_way or after <= 0 or queued >= self._max_batch - 1:
             return
+        ended = self._attempt_ended
+        with trio.move_on_at(min(self._under_way.values()) + after):
+            await ended.wait()
 
     def _take_queued(self) -> list[_Waiter]:
         taken: list[_Waiter] = []

@@ -44,6 +44,17 @@ def parse_duration_seconds(raw: str) -> float:
     return float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
+MAX_NEXT_CALL_AFTER_SECONDS = 10.0
+
+
+def parse_next_call_after(raw: str) -> float:
+    """A wait that must stay short of a call's timeout to mean anything (a 400-digit value is inf)."""
+    seconds = parse_duration_seconds(raw)
+    if seconds > MAX_NEXT_CALL_AFTER_SECONDS:
+        raise ValueError(f"a duration of at most {MAX_NEXT_CALL_AFTER_SECONDS:g}s, such as 100ms or 0")
+    return seconds
+
+
 def _is_whole_number(raw: str) -> bool:
     """ASCII digits only: ``str.isdigit`` alone admits "²", which ``int()`` refuses."""
     text = raw.strip()
@@ -220,7 +231,7 @@ class Settings:
     api_retry_max_delay_seconds: float = _env("API_RETRY_MAX_DELAY", parse_duration_seconds, 5.0)
     api_batch_max: int = _env("API_BATCH_MAX", parse_api_batch_max, 128)
     api_calls_in_flight: int = _env("API_CALLS_IN_FLIGHT", parse_positive_int, 2)
-    api_next_call_after_seconds: float = _env("API_NEXT_CALL_AFTER", parse_duration_seconds, 0.1)
+    api_next_call_after_seconds: float = _env("API_NEXT_CALL_AFTER", parse_next_call_after, 0.1)
     breaker_failure_threshold: int = _env("BREAKER_FAILURE_THRESHOLD", parse_positive_int, 5)
     breaker_reset_timeout_seconds: float = _env("BREAKER_RESET_TIMEOUT", parse_duration_seconds, 30.0)
     breaker_retry_after_spread_seconds: float = _env("BREAKER_RETRY_AFTER_SPREAD", parse_duration_seconds, 5.0)
