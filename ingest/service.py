@@ -47,11 +47,13 @@ class Mode:
 
 def sync_deadline_seconds(settings: Settings) -> float:
     """Long enough for every attempt and every backoff of one call, plus one ``API_TIMEOUT`` of
-    waiting in the forwarder's mailbox for a call slot (a batch forms while calls are in flight)."""
+    waiting in the forwarder's mailbox for a call slot (a batch forms while calls are in flight)
+    and the next-call wait (``API_NEXT_CALL_AFTER``)."""
     backoff: float = sum(
         min(settings.api_retry_base_delay_seconds * 2 ** n, settings.api_retry_max_delay_seconds) * 1.25
         for n in range(settings.api_retry_attempts - 1))
-    return (settings.api_retry_attempts + 1) * settings.api_timeout_seconds + backoff + 1
+    return ((settings.api_retry_attempts + 1) * settings.api_timeout_seconds + backoff
+            + settings.api_next_call_after_seconds + 1)
 
 
 def require_mode_settings(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from trio.testing import wait_all_tasks_blocked
 
 from ingest import circuit_breaker as rules
 from ingest.breaker_actor import CircuitBreakerActor
+from ingest.service import sync_deadline_seconds
 from ingest.update_forwarder import UpdateForwarder
 from shared.domain import Outcome
 from shared.errors import BadGateway, WebhookError
@@ -229,3 +230,10 @@ async def test_one_slot_never_waits_in_next_call_due(autojump_clock: trio.abc.Cl
         await wait_all_tasks_blocked()
         answers = await forward_all(forwarder, ["b", "c"])
     assert answers == {"b": Outcome.APPLIED, "c": Outcome.APPLIED}
+
+
+def test_a_sync_webhooks_deadline_leaves_room_for_the_next_call_wait() -> None:
+    """Ingest's own deadline for a sync webhook covers every attempt, backoff and mailbox wait of a
+    call; the next-call wait comes on top of them, whole."""
+    base = Settings.from_environ({"API_NEXT_CALL_AFTER": "0"})
+    assert sync_deadline_seconds(base.replace(api_next_call_after_seconds=10)) == sync_deadline_seconds(base) + 10
