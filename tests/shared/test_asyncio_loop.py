@@ -1,16 +1,21 @@
-"""Cancelled asyncio timers leave trio-asyncio's heap instead of living until they would fire.
+"""The project's asyncio loop: cancelled timers leave trio-asyncio's heap; queued callbacks run
+without a trio deadline each, in order, without starving trio or the timers.
 
 Issue #15: the workers' RSS grew for minutes under a steady load because every asyncpg query
 and pool release left a cancelled timer (and its contextvars Context) alive for 30 s or
-300 s. Each test counts the ``TimerHandle`` objects still alive: with plain
+300 s. Those tests count the ``TimerHandle`` objects still alive: with plain
 ``trio_asyncio.open_loop`` the first holds all 10,000 and the second two per call.
+Issue #13: a deadline per callback was a quarter of the api's CPU per batch; with plain
+``trio_asyncio.open_loop`` the deadline count below is one per callback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
+import pytest
 import trio
 import trio_asyncio
 
@@ -75,3 +80,60 @@ async def test_database_calls_leave_no_timers_behind(empty_database_url: str) ->
             for _ in range(CALLS):
                 await database.ping(0)
             assert _timers_alive() - before < CALLS // 4
+
+
+async def test_queued_callbacks_run_in_order_without_a_deadline_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    deadlines = 0
+    move_on_after = trio.move_on_after
+
+    def counted(seconds: float, **kwargs: Any) -> trio.CancelScope:
+        nonlocal deadlines
+        deadlines += 1
+        return move_on_after(seconds, **kwargs)
+
+    with trio.fail_after(30):
+        async with open_asyncio_loop() as loop:
+            loop.call_later(300, _nothing)  # a pending timer, as asyncpg's command timeout always is
+            await _taken_in(loop)
+            ran: list[int] = []
+            monkeypatch.setattr(trio, "move_on_after", counted)
+            for n in range(1_000):
+                loop.call_soon(ran.append, n)
+            await _taken_in(loop)
+            monkeypatch.setattr(trio, "move_on_after", move_on_after)
+            assert ran == list(range(1_000))
+            assert deadlines <= 10  # a wait only when the queue ran empty
+
+
+async def test_a_callback_chain_leaves_trio_tasks_and_timers_running() -> None:
+    """A callback that always queues another keeps the queue busy: trio tasks still get their turn,
+    timers still fire, and the loop still closes."""
+    with trio.fail_after(30):
+        async with open_asyncio_loop() as loop:
+            steps = 0
+            running = True
+
+            def step() -> None:
+                nonlocal steps
+                steps += 1
+                if running:
+                    loop.call_soon(step)
+
+            loop.call_soon(step)
+            fired = trio.Event()
+            loop.call_later(0.05, fired.set)
+            await trio.sleep(0.1)  # a trio task sleeping while the chain runs
+            await fired.wait()
+            before = steps
+            await trio.sleep(0.01)
+            assert steps > before  # the chain kept running meanwhile
+            running = False
+
+
+async def test_the_loop_drains_its_queue_when_it_closes() -> None:
+    ran: list[int] = []
+    with trio.fail_after(30):
+        async with open_asyncio_loop() as loop:
+            for n in range(100):
+                loop.call_soon(ran.append, n)
+    assert ran == list(range(100))
