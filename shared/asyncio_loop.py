@@ -28,6 +28,14 @@ VM; ~10 % of the api's CPU per webhook at peak). A
 queued callback is now taken with the loop's own ``no_wait`` path (the one its shutdown drains
 with), followed by a plain checkpoint so trio's other tasks still run between callbacks; only an
 empty queue waits with the deadline, as before. Order (due timers first, then FIFO) is unchanged.
+
+And an error nobody awaited is logged, not raised. trio-asyncio raises every error reported to
+the loop's exception handler into the loop's nursery, which ends the process — including
+asyncio's "Future exception was never retrieved", reported when an abandoned future is
+collected. asyncpg leaves one behind when a trio deadline cancels a pool's connect during its
+TLS negotiation (``ConnectionError: unexpected connection_lost() call``): a shard that is slow
+to accept connections could end the api or a worker. asyncio itself only logs such reports;
+so does this loop now. Every other report (an exception in a callback) still raises.
 """
 
 from __future__ import annotations
@@ -36,9 +44,14 @@ import asyncio
 import heapq
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 import trio_asyncio
+
+from shared.logs import get_logger
+
+log = get_logger(__name__)
 
 MIN_TIMERS = 100  # asyncio's _MIN_SCHEDULED_TIMER_HANDLES
 MAX_CANCELLED_SHARE = 0.5  # asyncio's _MIN_CANCELLED_TIMER_HANDLES_FRACTION
@@ -94,9 +107,23 @@ def take_queued_callbacks_at_once(loop: trio_asyncio.TrioEventLoop) -> None:
     loop._main_loop_one = step_taking_queued_at_once
 
 
+def log_abandoned_errors(loop: trio_asyncio.TrioEventLoop) -> None:
+    """Handle ``loop``'s "... exception was never retrieved" reports with a log line."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).endswith("exception was never retrieved"):
+            log.warning("an asyncio error nobody awaited", report=context.get("message"),
+                        error=repr(context.get("exception")))
+            return
+        loop.default_exception_handler(context)  # trio-asyncio's: log, then raise into the loop's nursery
+
+    loop.set_exception_handler(handle)
+
+
 @asynccontextmanager
 async def open_asyncio_loop() -> AsyncIterator[trio_asyncio.TrioEventLoop]:
     async with trio_asyncio.open_loop() as loop:
         drop_cancelled_timers(loop)
         take_queued_callbacks_at_once(loop)
+        log_abandoned_errors(loop)
         yield loop

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 from typing import Any
 
 import pytest
@@ -137,3 +138,55 @@ async def test_the_loop_drains_its_queue_when_it_closes() -> None:
             for n in range(100):
                 loop.call_soon(ran.append, n)
     assert ran == list(range(100))
+
+
+async def test_an_error_nobody_awaited_is_logged_and_the_loop_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """asyncpg abandons such a future when a deadline cancels a pool's connect mid-TLS negotiation;
+    trio-asyncio's own handler raised it into the loop's nursery, ending the process."""
+    with trio.fail_after(30):
+        async with open_asyncio_loop() as loop:
+            future = loop.create_future()
+            future.set_exception(ConnectionError("unexpected connection_lost() call"))
+            del future
+            gc.collect()  # asyncio reports "Future exception was never retrieved" here
+            await _taken_in(loop)
+            assert await loop.run_aio_coroutine(asyncio.sleep(0, result="still running")) == "still running"
+    logged = capsys.readouterr()
+    assert "an asyncio error nobody awaited" in logged.out + logged.err
+
+
+async def test_an_exception_in_a_callback_still_ends_the_loop() -> None:
+    def broken() -> None:
+        raise ValueError("a bug in a callback")
+
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="a bug"), flatten_subgroups=True), trio.fail_after(30):
+        async with open_asyncio_loop() as loop:
+            loop.call_soon(broken)
+            await trio.sleep_forever()
+
+
+async def _pool_work(pool: Any, statements: int) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        for _ in range(statements):
+            await connection.fetchval("SELECT 1")
+
+
+async def test_deadlines_cutting_pool_work_anywhere_leave_the_loop_and_the_pool_working(
+        empty_database_url: str) -> None:
+    """On the real PostgreSQL: deadlines cancel pool work at random points — in a query, a transaction,
+    a pool's connect (its TLS negotiation abandons a failed future). With trio-asyncio's own
+    exception handler about half of these seeds ended the loop."""
+    for seed in range(5):
+        rnd = random.Random(seed)
+        with trio.fail_after(60):
+            async with open_asyncio_loop() as loop, open_database(loop, [empty_database_url], max_size=4) as database:
+
+                async def worker(rnd: random.Random) -> None:
+                    for _ in range(15):
+                        with trio.move_on_after(rnd.choice([0, 0.0002, 0.001, 0.003, 0.01, 0.05])):
+                            await database.run(0, _pool_work, rnd.randint(1, 20))
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(6):
+                        nursery.start_soon(worker, rnd)
+                assert await database.run(0, lambda pool: pool.fetchval("SELECT 41 + 1")) == 42
