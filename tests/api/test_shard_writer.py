@@ -8,13 +8,13 @@ import pytest
 import trio
 import trio_asyncio
 
-from api.shard_writer import ShardWriter
+from api.shard_writer import API_POLICY, ShardWriter
 from shared.database import open_database
 from shared.domain import Outcome
 from shared.errors import DatabaseUnavailable
 from shared.messages import OrderUpdate
 from shared.settings import Settings
-from shared.shard_applier import REFUSED
+from shared.shard_applier import REFUSED, ShardApplier
 from shared.sharding import shard_for
 from tests.api.updates import at, order_update
 from webhooks.embedded import free_port
@@ -93,3 +93,20 @@ async def test_an_update_postgresql_refuses_fails_alone_not_its_batch(settings: 
     assert outcomes.pop(users[0]) == REFUSED
     assert list(outcomes.values()) == [Outcome.APPLIED] * (len(users) - 1)
     assert writer.statistics().max_batch_seen > 1  # they really shared a batch
+
+
+async def test_an_update_postgresql_refuses_beside_a_refusal_leaves_the_others_applied(settings: Settings) -> None:
+    """A refusal sends its order's events to be decided again, locked, after the rest of the batch was
+    written; were the refused data sent only then, the batch would already be half stored when it
+    fails, and run one update at a time the other user's update would come back a duplicate."""
+    good = order_update("o-a", "a", "paid", at(2))
+    refused = _Unvalidated(**{f: getattr(good, f) for f in good.__struct_fields__}
+                           | {"occurred_at": dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14)))})
+    batch = [order_update("o-a", "a", "refunded", at(1)),  # created -> refunded: an invalid transition
+             refused,
+             order_update("o-b", "b", "paid", at(1))]
+    with trio.fail_after(30):
+        async with trio_asyncio.open_loop() as loop, open_database(loop, settings.database_urls) as database:
+            await database.run(0, _insert_orders, ["a", "b"])
+            outcomes = await ShardApplier(database, API_POLICY).apply(0, batch)
+    assert outcomes == [Outcome.INVALID_TRANSITION, REFUSED, Outcome.APPLIED]

@@ -135,3 +135,18 @@ async def test_concurrent_writers_of_one_order_take_turns(settings: Settings) ->
             (20, outcomes.count(Outcome.APPLIED))]
         assert await database.run(0, _rows, "SELECT last_event_at = '2026-11-20T12:00:20Z' FROM orders"
                                             " WHERE order_id = 'o1'") == [(True,)]
+
+
+async def test_a_disputes_events_keep_the_batchs_order_when_decided_locked(settings: Settings) -> None:
+    """A refusal sends its dispute's events to the locked transaction: still stored in the batch's
+    order (``stored_at`` is what auditors order by), not in their provider ids' order."""
+    async with _shard(settings) as database:
+        batch: list[Update] = [
+            dispute_update("d1", "o1", "u1", "opened", at(1), provider_event_id="pe-9"),
+            dispute_update("d1", "o1", "u1", "evidence_required", at(2), provider_event_id="pe-8"),
+            dispute_update("d1", "o1", "u1", "won", at(3), provider_event_id="pe-7"),  # not from evidence_required
+            dispute_update("d1", "o1", "u1", "lost", at(4), provider_event_id="pe-6")]
+        assert await _apply(database, batch) == [Outcome.APPLIED, Outcome.APPLIED, Outcome.INVALID_TRANSITION,
+                                                 Outcome.APPLIED]
+        assert await database.run(0, _rows, "SELECT provider_event_id FROM dispute_events ORDER BY stored_at") == [
+            ("pe-9",), ("pe-8",), ("pe-6",)]
