@@ -13,9 +13,9 @@ with it, in the batch's order), and says which it wrote. That statement is atomi
 orders it writes, and those of the disputes it writes, in id order first, as the locked path
 does (no deadlock between them). An entity it did not write was changed by another writer
 meanwhile: its events are decided again the locked way below — their outcomes as of the read
-are dropped, the others stand. So is every entity with a refusal (invalid transition, not
-found, user mismatch): a refusal stores nothing, so no row version can confirm it, and the rows
-it was judged on may be about to change under a writer that has not committed yet. Every entity
+are dropped, the others stand. So is every entity with a refusal that a writer not yet committed
+may be about to make wrong (``_unconfirmed``): a refusal stores nothing, so no row version can
+confirm it. Every entity
 whose events are stored here gets a new row version, also when its state does not change (a
 stale event).
 
@@ -54,11 +54,6 @@ from shared.messages import DisputeUpdate, OrderUpdate, Update
 # the whole batch is then simply run again.
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError, asyncpg.SerializationError)
 ATTEMPTS = 3
-# Outcomes that store nothing, so no row version confirms them when read unlocked: judged against
-# the rows as last committed, they may precede another writer's change to those rows that is under
-# way (a redelivery racing its first delivery would be refused, not a duplicate). They are decided
-# again the locked way, which waits for that writer.
-_REFUSALS = frozenset({Outcome.INVALID_TRANSITION, Outcome.NOT_FOUND, Outcome.USER_MISMATCH})
 
 # Everything the batch names, with each order's and dispute's row version: one statement, one snapshot.
 _READ = (
@@ -239,7 +234,7 @@ async def _apply_unless_changed(conn: asyncpg.Connection, updates: Sequence[Upda
                                 ) -> tuple[list[Outcome], set[tuple[str, str]]]:
     """The outcomes as of one read, and the orders and disputes (``_entity``) whose events must be
     decided again, locked (their outcomes here do not stand): those another writer changed before the
-    write, and those with a refusal (``_REFUSALS``) — not written here at all."""
+    write, and those with a refusal ``_unconfirmed`` — not written here at all."""
     orders = [u for u in updates if isinstance(u, OrderUpdate)]
     disputes = [u for u in updates if isinstance(u, DisputeUpdate)]
     stored = _Stored()
@@ -249,7 +244,8 @@ async def _apply_unless_changed(conn: asyncpg.Connection, updates: Sequence[Upda
         stored.add(row)
     order_plan, dispute_plan = _plans(orders, disputes, stored, defer)
     outcomes = _in_order(updates, order_plan, dispute_plan)
-    refused = {_entity(update) for update, outcome in zip(updates, outcomes, strict=True) if outcome in _REFUSALS}
+    refused = {_entity(update) for update, outcome in zip(updates, outcomes, strict=True)
+               if _unconfirmed(update, outcome, stored)}
     order_rows = _order_rows(order_plan, stored, {key for kind, key in refused if kind == "order"})
     new_disputes, old_disputes = _dispute_rows(dispute_plan, stored,
                                                {key for kind, key in refused if kind == "dispute"})
@@ -299,6 +295,19 @@ def _in_order(updates: Sequence[Update], order_plan: Plan[OrderUpdate], dispute_
               ) -> list[Outcome]:
     order_outcomes, dispute_outcomes = iter(order_plan.outcomes), iter(dispute_plan.outcomes)
     return [next(order_outcomes) if isinstance(u, OrderUpdate) else next(dispute_outcomes) for u in updates]
+
+
+def _unconfirmed(update: Update, outcome: Outcome, stored: _Stored) -> bool:
+    """A refusal stores nothing, so no row version confirms it when read unlocked: judged against the
+    rows as last committed, it may precede another writer's change to them that is under way — a
+    redelivery racing its first delivery would be refused, not a duplicate. Those are decided again
+    the locked way, which waits for that writer: an invalid transition (the state may be moving), a
+    dispute not found on an existing order (it may be being opened). The others stand: an order not
+    found (orders are created by ``POST /orders`` only, never by a writer of events), a dispute on
+    an order not found, another user's order or dispute (users and orders never change)."""
+    if outcome is Outcome.INVALID_TRANSITION:
+        return True
+    return outcome is Outcome.NOT_FOUND and isinstance(update, DisputeUpdate) and update.order_id in stored.orders
 
 
 def _entity(update: Update) -> tuple[str, str]:

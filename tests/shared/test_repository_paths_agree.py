@@ -125,7 +125,7 @@ async def test_both_paths_store_the_same_on_random_batches(settings: Settings, s
                     assert dumps[0]["orders"] == [model_o[k] for k in sorted(model_o)], round_
                     for name, rows in expected.items():  # per entity in batch order (stable sort)
                         assert dumps[0][name] == sorted(rows, key=lambda r: r[0]), (round_, name)
-                assert stats.get((1, 0), 0) > 20 and stats.get((1, 1), 0) > 10  # both paths, and their mixes, ran
+                assert stats.get((1, 0), 0) > 20 and stats.get((1, 1), 0) > 3  # both paths, and their mixes, ran
             finally:
                 for pool in pools:
                     await aio(pool.close())
