@@ -1,11 +1,12 @@
-"""The per-shard writer actor: concurrent updates become one transaction per batch.
+"""The per-shard writer actor: concurrent updates become one batch write.
 
 Handlers ``submit`` an update and wait for its outcome; the actor takes whatever
-has queued up (up to ``max_batch``), applies it through the ``ShardApplier`` (one
-transaction and one trio↔asyncio crossing; an update PostgreSQL refuses is isolated,
-so it cannot fail the unrelated requests batched with it), and answers each caller
-on its own one-shot channel. Throughput is then batches per second × batch size
-instead of one transaction per request. A shard that is down fails the batch at
+has queued up (up to ``max_batch``), applies it through the ``ShardApplier`` (two
+round trips when no other writer touches its rows, ``shared.repository``, and one
+trio↔asyncio crossing; an update PostgreSQL refuses is isolated, so it cannot fail
+the unrelated requests batched with it), and answers each caller on its own one-shot
+channel. Throughput is then batches per second × batch size instead of one write per
+request. A shard that is down fails the batch at
 once (503 to each caller; ingest retries): requests are not held in place.
 """
 

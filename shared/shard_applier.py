@@ -1,6 +1,7 @@
 """Applying a batch of updates to one shard: the one path behind the api's writers and the workers.
 
-- The batch is one transaction (``apply_batch``) and one trio↔asyncio crossing.
+- The batch is one ``apply_batch`` (two round trips when no other writer touches its rows) and
+  one trio↔asyncio crossing.
 - An update PostgreSQL refuses (it passed our schema, not the database's: ``DataError``)
   must not fail the unrelated updates batched with it: the batch is applied again one
   update at a time, in order, and only the refused one is ``REFUSED``.

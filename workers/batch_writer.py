@@ -1,7 +1,7 @@
 """Applying a partition's batch to the shards, patiently: a thin caller of ``ShardApplier``.
 
 The batch is split by the users' shards and each part goes through the shard
-applier (one transaction, a refused update isolated), the parts concurrently: a
+applier (one batch write, a refused update isolated), the parts concurrently: a
 user lives on one shard, so each user's events stay in order. A shard that is down
 is retried in place for as long as it takes — events are never dead-lettered or
 skipped because a dependency is down. An event whose order is not known yet is
