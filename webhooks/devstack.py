@@ -32,8 +32,8 @@ from pathlib import Path
 
 import httpx
 import trio
-import trio_asyncio
 
+from shared.asyncio_loop import open_asyncio_loop
 from shared.migrations import migrate_dsn
 from shared.secret import Dsn
 from shared.service import READY
@@ -95,7 +95,7 @@ def dev_environment(environ: Mapping[str, str], deps: Dependencies, mode: Mode) 
 async def prepare(settings: Settings) -> None:
     """Migrate every shard; in kafka mode, create the topics."""
     today = dt.datetime.now(dt.UTC).date()
-    async with trio_asyncio.open_loop() as loop:
+    async with open_asyncio_loop() as loop:
         for url in settings.database_urls:
             await loop.run_aio_coroutine(migrate_dsn(url.reveal(), today))
     if settings.webhook_mode == "kafka":

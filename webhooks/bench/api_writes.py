@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import trio_asyncio
 
+from shared.asyncio_loop import open_asyncio_loop
 from shared.messages import OrderUpdate, encode_json
 from shared.protobuf_codec import to_protobuf
 from webhooks.bench.k6 import LoadResult, run_k6
@@ -81,7 +82,7 @@ async def _run_variant(loop: trio_asyncio.TrioEventLoop, pg_port: int, writer: s
 
 async def run(vus: int, duration: str, workdir: Path, progress: Callable[[str], None]) -> list[Row]:
     rows = []
-    async with open_embedded_postgres() as pg_port, trio_asyncio.open_loop() as loop:
+    async with open_embedded_postgres() as pg_port, open_asyncio_loop() as loop:
         for index, (writer, encoding) in enumerate(VARIANTS):
             progress(f"api writes: writer={writer} encoding={encoding} ({index + 1}/{len(VARIANTS)})")
             rows.append(await _run_variant(loop, pg_port, writer, encoding, vus, duration, workdir, f"v{index}"))

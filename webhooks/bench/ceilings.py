@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import asyncpg
 import trio
-import trio_asyncio
 from confluent_kafka import Producer
 
+from shared.asyncio_loop import open_asyncio_loop
 from shared.topics import admin_client, create_topics
 from webhooks.embedded import create_databases, dsn, open_embedded_broker, open_embedded_postgres
 
@@ -64,7 +64,7 @@ async def _executemany(url: str) -> float:
 
 async def run() -> list[Ceiling]:
     async with open_embedded_broker() as bootstrap, open_embedded_postgres() as pg_port, \
-            trio_asyncio.open_loop() as loop:
+            open_asyncio_loop() as loop:
         produce = await trio.to_thread.run_sync(_produce, bootstrap)
         await create_databases(pg_port, ["ceiling"])
         insert = await loop.run_aio_coroutine(_executemany(dsn(pg_port, "ceiling")))

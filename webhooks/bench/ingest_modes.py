@@ -41,6 +41,7 @@ import trio
 import trio_asyncio
 
 from ingest.signatures import sign
+from shared.asyncio_loop import open_asyncio_loop
 from shared.topics import ALL_TOPICS, admin_client, create_topics
 from webhooks.bench.k6 import LoadResult, run_k6
 from webhooks.bench.stack import cpu_seconds, postgres_processes, processes_with_argument, seeded_shards, service
@@ -183,7 +184,7 @@ async def run(targets: list[str], vus: int, seconds: int, workdir: Path,
     at_80: dict[str, list[LoadResult]] = {name: [] for name in targets}
     cpu_ms: dict[str, list[float]] = {name: [] for name in targets}
     async with open_embedded_postgres() as pg_port, open_embedded_broker() as bootstrap, \
-            trio_asyncio.open_loop() as loop, _targets(targets, loop, pg_port, bootstrap) as urls:
+            open_asyncio_loop() as loop, _targets(targets, loop, pg_port, bootstrap) as urls:
         for round_ in range(ROUNDS):
             for name in targets:
                 progress(f"ingest: round {round_ + 1}/{ROUNDS}: {name}, {vus} VUs")

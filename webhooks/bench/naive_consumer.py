@@ -13,9 +13,9 @@ import sys
 from functools import partial
 
 import trio
-import trio_asyncio
 from confluent_kafka import Consumer
 
+from shared.asyncio_loop import open_asyncio_loop
 from shared.database import open_database
 from shared.messages import OrderWebhook
 from shared.repository import apply_batch
@@ -30,7 +30,7 @@ async def main(topic: str) -> None:
                          "enable.auto.commit": False, "auto.offset.reset": "earliest", "session.timeout.ms": 2000,
                          "heartbeat.interval.ms": 500})
     consumer.subscribe([topic])
-    async with trio_asyncio.open_loop() as loop, open_database(loop, settings.database_urls) as database:
+    async with open_asyncio_loop() as loop, open_database(loop, settings.database_urls) as database:
         while True:
             message = await trio.to_thread.run_sync(consumer.poll, 0.2)
             if message is None or message.error() is not None:

@@ -37,6 +37,7 @@ import trio_asyncio
 from confluent_kafka import Producer
 
 from ingest.signatures import sign
+from shared.asyncio_loop import open_asyncio_loop
 from shared.envelope import TraceContext, build_envelope, record_headers
 from shared.messages import OrderWebhook, encode_json
 from shared.topics import ALL_TOPICS, ORDERS, admin_client, create_topics
@@ -300,7 +301,7 @@ async def run(workdir: Path, progress: Callable[[str], None]) -> tuple[list[Drai
     """The drains (the last: workers-2 with unknown orders), then the steady runs: clean, with unknown orders."""
     rows = []
     async with open_embedded_postgres() as pg_port, open_embedded_broker() as bootstrap, \
-            trio_asyncio.open_loop() as loop:
+            open_asyncio_loop() as loop:
         for name, processes, count, unknown_every, blocking in (
                 ("naive", 1, NAIVE_EVENTS, None, True), ("workers-1", 1, EVENTS, None, True),
                 ("workers-2", 2, EVENTS, None, True), ("workers-2", 2, EVENTS, DRAIN_UNKNOWN_EVERY, False),

@@ -20,6 +20,7 @@ import asyncpg
 import trio
 import trio_asyncio
 
+from shared.asyncio_loop import open_asyncio_loop
 from shared.migrations import migrate_dsn
 from shared.sharding import shard_for
 from webhooks.chaos.plan import AMOUNT, CURRENCY, Chain
@@ -108,7 +109,7 @@ async def _insert_orders(url: str, rows: list[tuple[str, str, int, str]]) -> Non
 @asynccontextmanager
 async def open_dependencies() -> AsyncIterator[Dependencies]:
     """PostgreSQL with a migrated template database, and a broker; stopped on exit."""
-    async with open_pg_cluster() as cluster, trio_asyncio.open_loop() as loop, trio.open_nursery() as nursery:
+    async with open_pg_cluster() as cluster, open_asyncio_loop() as loop, trio.open_nursery() as nursery:
         postgres = PostgresServer(cluster, free_port(), nursery)
         await postgres.start()
         admin = dsn(postgres.port, "postgres")

@@ -32,6 +32,7 @@ import psutil
 import trio
 import trio_asyncio
 
+from shared.asyncio_loop import open_asyncio_loop
 from webhooks.bench.ingest_modes import SECRET
 from webhooks.bench.k6 import k6_binary, run_k6_process
 from webhooks.bench.runner import machine, progress
@@ -54,7 +55,7 @@ async def run_soak(minutes: float, rate_override: int | None, results: Path = RE
     async with AsyncExitStack() as contexts:
         pg_port = await contexts.enter_async_context(open_embedded_postgres())
         bootstrap = await contexts.enter_async_context(open_embedded_broker()) if mode == "kafka" else None
-        loop = await contexts.enter_async_context(trio_asyncio.open_loop())
+        loop = await contexts.enter_async_context(open_asyncio_loop())
         stack = await contexts.enter_async_context(open_soak_stack(loop, pg_port, bootstrap))
         broker = broker_process(bootstrap) if bootstrap is not None else None
         with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
