@@ -190,3 +190,21 @@ async def test_events_are_stored_in_the_batchs_order(settings: Settings) -> None
         assert [row[0] for row in by_id] == [u.provider_event_id for u in batch if isinstance(u, OrderUpdate)]
         disputes = sorted((u for u in batch if isinstance(u, DisputeUpdate)), key=lambda u: u.dispute_id)  # stable
         assert [row[0] for row in by_time] == [u.provider_event_id for u in disputes]
+
+
+async def test_a_batch_cut_off_anywhere_is_whole_or_nothing_per_order_and_runs_again_as_duplicates(
+        settings: Settings) -> None:
+    """A deadline may end ``apply_batch`` at any await — during the read, the write, a lock wait, the
+    locked redo. Whatever it stored stays whole per order (the write is one statement), and the batch
+    sent again (a caller's retry) stores the rest: every event once, each order at its last event."""
+    async with _shard(settings) as shard:
+        await shard.aio(shard.probe.execute, "INSERT INTO orders (order_id, user_id, status, amount, currency)"
+                        " SELECT 'c' || i, 'cu' || i, 'created', 1, 'EUR' FROM generate_series(0, 39) i")
+        for attempt in range(40):
+            batch: list[Update] = [order_update(f"c{attempt}", f"cu{attempt}", status, at(step))
+                                   for step, status in enumerate(("pending", "authorized", "paid"))]
+            with trio.move_on_after(attempt * 0.0005):
+                await shard.apply(batch)
+            assert set(await shard.apply(batch)) <= {Outcome.APPLIED, Outcome.DUPLICATE}
+            assert await shard.rows(f"SELECT count(*) FROM order_events WHERE order_id = 'c{attempt}'") == [(3,)]
+            assert await shard.rows(f"SELECT status FROM orders WHERE order_id = 'c{attempt}'") == [("paid",)]
